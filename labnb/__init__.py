@@ -1,0 +1,35 @@
+"""labnb: run, cache and inspect machine-learning experiments from a Jupyter notebook.
+
+Code written for labtech runs unchanged with ``import labnb as labtech``.
+"""
+
+from .errors import CacheWarning, StorageError, TaskFailed
+from .formats import NumpyFormat, ParquetFormat, PickleFormat, ResultFormat
+from .lab import Lab, RunResults
+from .planning import CycleError
+from .runners.base import Runner
+from .storage import LocalStorage, NullStorage, Storage
+from .tasks import is_task, logger, task, task_id
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CacheWarning",
+    "CycleError",
+    "Lab",
+    "LocalStorage",
+    "NullStorage",
+    "NumpyFormat",
+    "ParquetFormat",
+    "PickleFormat",
+    "ResultFormat",
+    "RunResults",
+    "Runner",
+    "Storage",
+    "StorageError",
+    "TaskFailed",
+    "is_task",
+    "logger",
+    "task",
+    "task_id",
+]

@@ -1,0 +1,121 @@
+"""Running one task, wherever it runs: what goes in (a Job) and what comes out (an Outcome).
+
+Every runner calls ``execute``; only how jobs and outcomes travel differs.
+The worker writes the result payload itself, so large results are written in
+parallel; the parent only commits the index entry.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import pickle
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any
+
+from .capture import Sink, capture_output
+from .errors import TaskFailed
+from .formats import Payload, PickleFormat
+from .storage import PayloadWriter, StoredFile
+from .tracking import TrackingSetup, tracked_run
+
+SHIPPING_FORMAT = PickleFormat()
+
+
+@dataclass
+class RunSetup:
+    """What every task of one run shares; sent to each worker once."""
+
+    context: Any = None
+    writer: PayloadWriter | None = None
+    tracking: TrackingSetup | None = None
+
+
+@dataclass
+class Job:
+    task_id: str
+    task: Any
+    dependencies: dict[str, Payload] = field(default_factory=dict)
+    cache: bool = True
+
+
+@dataclass
+class Failure:
+    exc_type: str
+    message: str
+    traceback: str = ""
+    exception: bytes | None = None
+
+    @classmethod
+    def from_exception(cls, exc: BaseException, note: str = "") -> Failure:
+        try:
+            pickled: bytes | None = pickle.dumps(exc)
+            pickle.loads(pickled)
+        except Exception:
+            pickled = None
+        message = f"{note}: {exc}" if note else str(exc)
+        text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        return cls(type(exc).__qualname__, message, text, pickled)
+
+    def to_error(self, task: Any) -> TaskFailed:
+        error = TaskFailed(task, self.exc_type, self.message, self.traceback)
+        if self.exception is not None:
+            with contextlib.suppress(Exception):
+                error.__cause__ = pickle.loads(self.exception)
+        return error
+
+
+@dataclass
+class Outcome:
+    """The end of one task's execution: a payload, or a failure."""
+
+    task_id: str
+    started: float
+    finished: float
+    payload: Payload | None = None
+    stored: StoredFile | None = None
+    failure: Failure | None = None
+    mlflow_run_id: str | None = None
+
+
+def execute(
+    job: Job,
+    setup: RunSetup,
+    sink: Sink,
+    *,
+    whole_process: bool = False,
+    ship: bool = False,
+) -> Outcome:
+    """Run ``job.task`` with its dependencies' results attached and its output captured.
+
+    ``ship`` encodes the result even when it is not cached, because it is about
+    to cross a process boundary: an unpicklable result then fails this task
+    with a clear message instead of breaking the worker.
+    """
+    task = job.task
+    for dependency in task._labnb_dependencies:
+        dependency.__dict__["_labnb_result"] = job.dependencies[dependency._labnb_id]
+    task.__dict__["_labnb_context"] = setup.context
+    run_id = None
+    started = time.time()
+    try:
+        with (
+            capture_output(sink, whole_process=whole_process),
+            tracked_run(task, setup.tracking) as run_id,
+        ):
+            value = task.run()
+    except (Exception, SystemExit) as exc:
+        return Outcome(job.task_id, started, time.time(), failure=Failure.from_exception(exc))
+    finished = time.time()
+    payload = Payload(task._labnb_meta.format or SHIPPING_FORMAT, value=value)
+    stored = None
+    try:
+        if job.cache and setup.writer is not None:
+            stored = setup.writer(job.task_id, payload.format.suffix, payload.data)
+        elif ship:
+            payload.data  # noqa: B018 - encode now, inside this try
+    except Exception as exc:
+        failure = Failure.from_exception(exc, note="its result could not be saved")
+        return Outcome(job.task_id, started, finished, failure=failure)
+    return Outcome(job.task_id, started, finished, payload, stored, mlflow_run_id=run_id)

@@ -1,0 +1,219 @@
+"""``Lab``: the façade users call to run, cache, find and clear tasks."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from .errors import StorageError, TaskFailed
+from .execution import RunSetup
+from .identity import decode
+from .planning import make_plan
+from .progress import TextProgress
+from .runners.base import Runner
+from .running import Execution
+from .storage import Entry, LocalStorage, NullStorage, Storage
+from .tasks import is_task
+from .tracking import tracking_setup
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+DEFAULT_STORAGE = "labnb_storage"
+_DEFAULT: Any = object()
+RUNNERS = ("process", "thread", "serial")
+
+
+class RunResults(dict):
+    """``{task: result}`` for the tasks that succeeded, plus ``failures: {task: TaskFailed}``."""
+
+    def __init__(self, results: dict[Any, Any], failures: dict[Any, TaskFailed]) -> None:
+        super().__init__(results)
+        self.failures = failures
+
+
+class Lab:
+    """Runs tasks in background workers and caches every result in ``storage``.
+
+    ``storage`` is a directory path (default ``./labnb_storage``), ``None`` for no
+    caching, or a ``Storage``. ``context`` is shared by all tasks (``self.context``)
+    and is not part of their identity. ``runner`` is ``'process'``, ``'thread'``,
+    ``'serial'`` or a ``Runner``.
+    """
+
+    def __init__(
+        self,
+        storage: str | os.PathLike[str] | Storage | None = _DEFAULT,
+        context: dict[str, Any] | None = None,
+        max_workers: int | None = None,
+        continue_on_failure: bool = False,
+        notebook: bool | None = None,
+        runner: str | Runner = "process",
+    ) -> None:
+        if storage is _DEFAULT:
+            print(
+                f"labnb: caching results in ./{DEFAULT_STORAGE} (choose with Lab(storage=...))",
+                file=sys.stderr,
+            )
+            storage = DEFAULT_STORAGE
+        if storage is None:
+            storage = NullStorage()
+        elif isinstance(storage, (str, os.PathLike)):
+            storage = LocalStorage(storage)
+        elif not isinstance(storage, Storage):
+            raise StorageError(f"storage must be a path, None or a labnb Storage, not {storage!r}")
+        if max_workers is not None and (not isinstance(max_workers, int) or max_workers < 1):
+            raise ValueError(f"max_workers must be a positive int or None, not {max_workers!r}")
+        self.storage: Storage = storage
+        self.context: dict[str, Any] = {} if context is None else context
+        self.max_workers = max_workers or os.cpu_count() or 1
+        self.continue_on_failure = continue_on_failure
+        self.notebook = notebook
+        self.runner = _make_runner(runner, self.max_workers)
+
+    def __repr__(self) -> str:
+        return f"Lab(storage={self.storage!r}, runner={type(self.runner).__name__})"
+
+    # --- running ------------------------------------------------------------
+
+    def run_tasks(
+        self,
+        tasks: Iterable[Any],
+        bust_cache: bool = False,
+        disable_progress: bool = False,
+    ) -> RunResults:
+        """Run (or load from the cache) ``tasks`` and their dependencies.
+
+        Returns ``{task: result}``. By default the first failure stops new tasks
+        from starting and raises ``TaskFailed`` once running ones finish; with
+        ``continue_on_failure`` the other results are returned and failures are
+        in ``.failures``.
+        """
+        tasks = _check_tasks(tasks)
+        plan = make_plan(tasks, self.storage, bust_cache)
+        payloads = plan.loaded
+        failures: dict[str, TaskFailed] = {}
+        if plan.nodes:
+            to_run = [plan.tasks[node.key] for node in plan.nodes]
+            setup = RunSetup(self.context, self.storage.writer(), tracking_setup(to_run))
+            progress = TextProgress(len(plan.nodes), len(plan.loaded), disable_progress)
+            execution = Execution(
+                plan, self.storage, self.runner, setup, progress, self.continue_on_failure
+            )
+            try:
+                execution.run()
+            finally:
+                progress.close()
+            payloads, failures = execution.payloads, execution.failures
+            if execution.first_failure is not None and not self.continue_on_failure:
+                raise execution.first_failure
+        for key, instances in plan.instances.items():
+            if key in payloads:
+                for instance in instances:
+                    instance.__dict__["_labnb_result"] = payloads[key]
+        if failures:
+            _report_failures(failures)
+        return RunResults(
+            {task: payloads[task._labnb_id].value for task in tasks if task._labnb_id in payloads},
+            {error.task: error for error in failures.values()},
+        )
+
+    def run_task(self, task: Any, bust_cache: bool = False, disable_progress: bool = False) -> Any:
+        """Run one task and return its result."""
+        self.run_tasks([task], bust_cache=bust_cache, disable_progress=disable_progress)
+        return task.result
+
+    # --- the cache ----------------------------------------------------------
+
+    def is_cached(self, task: Any) -> bool:
+        (task,) = _check_tasks([task])
+        entry = self.storage.lookup(task._labnb_id)
+        fmt = task._labnb_meta.format
+        return entry is not None and fmt is not None and entry["format"] == fmt.name
+
+    def cached_tasks(self, task_types: Sequence[type]) -> list[Any]:
+        """Every cached task of these types, rebuilt from the index alone.
+
+        Entries written by an older definition of a type (other fields or
+        ``code_version``) rebuild to a different id and are left out.
+        """
+        by_name = {_type_name(cls): cls for cls in task_types}
+        tasks = []
+        for key, entry in self.storage.entries():
+            cls = by_name.get(entry["type"])
+            if cls is None:
+                continue
+            try:
+                task = cls(**{name: decode(value) for name, value in entry["params"].items()})
+            except (TypeError, LookupError):
+                continue
+            if task._labnb_id == key:
+                tasks.append(task)
+        return tasks
+
+    def uncache_tasks(self, tasks: Iterable[Any]) -> int:
+        """Remove these tasks' cached results and logs; returns how many results were removed."""
+        return self.storage.remove(task._labnb_id for task in _check_tasks(tasks))
+
+    def logs(self, task: Any) -> str:
+        """Everything ``task`` printed and logged in its last run (with the traceback if it failed)."""
+        (task,) = _check_tasks([task])
+        text = self.storage.read_logs(task._labnb_id)
+        if text is None:
+            raise LookupError(f"no logs for {task!r}: it has not run with this lab's storage")
+        return text
+
+    def cache_table(self, task_types: Sequence[type] | None = None) -> pd.DataFrame:
+        """One row per cached task: type, id, a column per parameter, timings and size."""
+        from .tables import cache_table
+
+        names = None if task_types is None else {_type_name(cls) for cls in task_types}
+        entries: list[tuple[str, Entry]] = [
+            (key, entry)
+            for key, entry in self.storage.entries()
+            if names is None or entry["type"] in names
+        ]
+        return cache_table(entries)
+
+
+def _make_runner(runner: str | Runner, max_workers: int) -> Runner:
+    if isinstance(runner, Runner):
+        return runner
+    if runner == "process":
+        from .runners.process import ProcessRunner
+
+        return ProcessRunner(max_workers)
+    if runner == "thread":
+        from .runners.local import ThreadRunner
+
+        return ThreadRunner(max_workers)
+    if runner == "serial":
+        from .runners.local import SerialRunner
+
+        return SerialRunner()
+    raise ValueError(f"runner must be one of {RUNNERS} or a Runner, not {runner!r}")
+
+
+def _check_tasks(tasks: Iterable[Any]) -> list[Any]:
+    if is_task(tasks):
+        raise TypeError("pass a list of tasks (or use run_task for one task)")
+    tasks = list(tasks)
+    for task in tasks:
+        if not is_task(task):
+            raise TypeError(f"expected labnb tasks, got {type(task).__qualname__}: {task!r}")
+    return tasks
+
+
+def _type_name(cls: Any) -> str:
+    meta = getattr(cls, "_labnb_meta", None)
+    if meta is None:
+        raise TypeError(f"{cls!r} is not a labnb task type")
+    return meta.type_name
+
+
+def _report_failures(failures: dict[str, TaskFailed]) -> None:
+    print(f"labnb: {len(failures)} task(s) failed:", file=sys.stderr)
+    for error in failures.values():
+        print(f"  {error.task!r}: {error.exc_type}: {error.message}", file=sys.stderr)

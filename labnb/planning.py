@@ -1,0 +1,115 @@
+"""From the tasks a user asked for to what must run: the dependency graph, minus what is cached.
+
+A cached task is loaded and its own dependencies are not even visited. The
+result is one ``Node`` per task that must run, in an order where dependencies
+come first, for the scheduler.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import CacheWarning
+from .formats import Payload
+from .scheduler import Node
+from .storage import Storage
+
+
+class CycleError(ValueError):
+    """Tasks depend on each other in a loop; raised before anything runs."""
+
+
+@dataclass
+class Plan:
+    tasks: dict[str, Any] = field(default_factory=dict)
+    """One task object per id, for every task visited."""
+    instances: dict[str, list[Any]] = field(default_factory=dict)
+    """Every distinct object seen per id: each gets ``.result`` after the run."""
+    loaded: dict[str, Payload] = field(default_factory=dict)
+    nodes: list[Node] = field(default_factory=list)
+
+
+def check_acyclic(roots: Sequence[Any]) -> None:
+    """Walk by object identity: a cycle would make id computation recurse forever."""
+    done: set[int] = set()
+    path: list[Any] = []
+    on_path: set[int] = set()
+
+    def visit(task: Any) -> None:
+        if id(task) in done:
+            return
+        if id(task) in on_path:
+            loop = [*path[path.index(task) :], task]
+            raise CycleError(
+                "tasks depend on each other in a cycle: "
+                + " -> ".join(type(item).__qualname__ for item in loop)
+            )
+        path.append(task)
+        on_path.add(id(task))
+        for dependency in task._labnb_dependencies:
+            visit(dependency)
+        path.pop()
+        on_path.discard(id(task))
+        done.add(id(task))
+
+    for root in roots:
+        visit(root)
+
+
+def make_plan(roots: Sequence[Any], storage: Storage, bust_cache: bool) -> Plan:
+    check_acyclic(roots)
+    plan = Plan()
+    root_ids = {root._labnb_id for root in roots}
+
+    def visit(task: Any) -> None:
+        key = task._labnb_id
+        seen = plan.instances.setdefault(key, [])
+        if any(item is task for item in seen):
+            return
+        seen.append(task)
+        if key in plan.tasks:
+            return
+        plan.tasks[key] = task
+        if not bust_cache and task._labnb_meta.format is not None:
+            payload = load_cached(storage, task, decode=key in root_ids)
+            if payload is not None:
+                plan.loaded[key] = payload
+                return
+        for dependency in task._labnb_dependencies:
+            visit(dependency)
+        meta = task._labnb_meta
+        dependencies = tuple(
+            dict.fromkeys(
+                dep._labnb_id
+                for dep in task._labnb_dependencies
+                if dep._labnb_id not in plan.loaded
+            )
+        )
+        plan.nodes.append(Node(key, dependencies, meta.type_name, meta.max_parallel))
+
+    for root in roots:
+        visit(root)
+    return plan
+
+
+def load_cached(storage: Storage, task: Any, decode: bool) -> Payload | None:
+    """The cached result of ``task``, or None; a broken entry warns and counts as not cached."""
+    entry = storage.lookup(task._labnb_id)
+    fmt = task._labnb_meta.format
+    if entry is None or fmt is None or entry["format"] != fmt.name:
+        return None
+    try:
+        payload = Payload(fmt, data=storage.read(entry))
+        if decode:
+            payload.value  # noqa: B018 - fail here, not in the user's hands
+    except Exception as exc:  # CorruptEntry, or a payload that cannot be decoded
+        warnings.warn(
+            f"cached result of {task!r} cannot be used, so the task will run again: {exc}",
+            CacheWarning,
+            stacklevel=2,
+        )
+        return None
+    return payload

@@ -1,0 +1,50 @@
+"""Plain-text progress for terminals and for notebooks without the widget.
+
+One tqdm bar on stderr, and every line a task prints or logs, prefixed with
+the task's short name, as it arrives (``tqdm.write`` keeps the bar intact).
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, TextIO
+
+from tqdm import tqdm
+
+
+def task_label(task: Any) -> str:
+    return f"{type(task).__qualname__}:{task._labnb_id[:8]}"
+
+
+class TextProgress:
+    def __init__(
+        self, total: int, loaded: int, disable: bool, stream: TextIO | None = None
+    ) -> None:
+        # Bound now: while tasks run in this process, sys.stderr routes to their capture.
+        self._stream = stream or sys.stderr
+        self._bar = tqdm(
+            total=total, disable=disable, file=self._stream, unit="task", desc="labnb", leave=True
+        )
+        if loaded:
+            self._bar.set_postfix_str(f"{loaded} loaded from cache", refresh=False)
+        self._partial: dict[str, str] = {}
+
+    def output(self, task: Any, text: str) -> None:
+        key = task._labnb_id
+        lines = (self._partial.pop(key, "") + text).split("\n")
+        if lines[-1]:
+            self._partial[key] = lines[-1]
+        for line in lines[:-1]:
+            self._write(task, line)
+
+    def finished(self, task: Any) -> None:
+        rest = self._partial.pop(task._labnb_id, "")
+        if rest:
+            self._write(task, rest)
+        self._bar.update(1)
+
+    def close(self) -> None:
+        self._bar.close()
+
+    def _write(self, task: Any, line: str) -> None:
+        tqdm.write(f"[{task_label(task)}] {line}", file=self._stream)

@@ -1,0 +1,54 @@
+"""The runner interface: where jobs run, never which job runs next."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+from ..execution import Job, Outcome, RunSetup
+
+
+@dataclass(frozen=True)
+class Output:
+    """Text a running task printed or logged, as it was written."""
+
+    task_id: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Started:
+    task_id: str
+    pid: int
+    time: float
+
+
+Event = Output | Started | Outcome
+
+
+class Runner(ABC):
+    """Runs jobs and reports their events.
+
+    The Lab calls ``open`` once per run, ``submit`` while ``busy < capacity``,
+    ``poll`` for events (each job ends with exactly one ``Outcome``) and
+    ``close`` at the end; ``close(cancel=True)`` must stop running jobs.
+    """
+
+    capacity: int = 1
+
+    @abstractmethod
+    def open(self, setup: RunSetup) -> None: ...
+
+    @abstractmethod
+    def submit(self, job: Job) -> None: ...
+
+    @abstractmethod
+    def poll(self, timeout: float) -> list[Event]: ...
+
+    @abstractmethod
+    def close(self, cancel: bool = False) -> None: ...
+
+    @property
+    @abstractmethod
+    def busy(self) -> int:
+        """How many submitted jobs have not yet reported their Outcome."""

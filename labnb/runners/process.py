@@ -1,0 +1,157 @@
+"""``'process'``: a pool of worker processes, one pipe each.
+
+Workers fork from a forkserver, not from the Lab's process: a Jupyter kernel
+has threads, and forking a threaded process can deadlock. Each worker has its
+own pipe and process sentinel, so when a worker dies the job it was running
+is known and only that job fails (a shared executor would break every pending
+job). Workers live for one run: a notebook that edits an imported module gets
+the new code in the next run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import pickle
+import signal
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
+from typing import Any
+
+import cloudpickle
+
+from ..execution import Failure, Job, Outcome, RunSetup
+from .base import Event, Runner
+from .worker import worker_main
+
+if "forkserver" in multiprocessing.get_all_start_methods():
+    _CONTEXT: Any = multiprocessing.get_context("forkserver")
+    _CONTEXT.set_forkserver_preload(["labnb.runners.worker"])
+else:
+    _CONTEXT = multiprocessing.get_context("spawn")
+
+STOP_GRACE_SECONDS = 2.0
+
+
+@dataclass
+class _Worker:
+    process: Any
+    conn: Connection
+    task_id: str | None = None
+
+
+class ProcessRunner(Runner):
+    def __init__(self, max_workers: int) -> None:
+        self.capacity = max_workers
+        self._workers: list[_Worker] = []
+        self._setup: bytes = b""
+
+    def open(self, setup: RunSetup) -> None:
+        try:
+            self._setup = cloudpickle.dumps(setup, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as exc:
+            raise TypeError(
+                f"the Lab's context cannot be sent to worker processes ({exc}); "
+                "use runner='thread' or a picklable context"
+            ) from exc
+
+    @property
+    def busy(self) -> int:
+        return sum(worker.task_id is not None for worker in self._workers)
+
+    @property
+    def pids(self) -> list[int]:
+        return [worker.process.pid for worker in self._workers]
+
+    def submit(self, job: Job) -> None:
+        message = pickle.dumps(
+            (job.task_id, cloudpickle.dumps(job, protocol=pickle.HIGHEST_PROTOCOL))
+        )
+        while True:
+            worker = self._idle_worker() or self._spawn()
+            try:
+                worker.conn.send_bytes(message)
+            except OSError:  # it died while idle: forget it and use another
+                self._remove(worker)
+                continue
+            worker.task_id = job.task_id
+            return
+
+    def poll(self, timeout: float) -> list[Event]:
+        busy = [worker for worker in self._workers if worker.task_id is not None]
+        if not busy:
+            return []
+        by_handle: dict[Any, _Worker] = {}
+        for worker in busy:
+            by_handle[worker.conn] = worker
+            by_handle[worker.process.sentinel] = worker
+        events: list[Event] = []
+        for worker in {
+            id(w): w for w in map(by_handle.get, wait(list(by_handle), timeout))
+        }.values():
+            self._drain(worker, events)
+        return events
+
+    def close(self, cancel: bool = False) -> None:
+        for worker in self._workers:
+            if cancel or worker.task_id is not None:
+                worker.process.terminate()
+            else:
+                with contextlib.suppress(OSError):
+                    worker.conn.send_bytes(b"")
+        for worker in self._workers:
+            worker.process.join(STOP_GRACE_SECONDS)
+            if worker.process.is_alive():
+                worker.process.kill()
+                worker.process.join()
+            worker.conn.close()
+        self._workers = []
+
+    def _idle_worker(self) -> _Worker | None:
+        for worker in self._workers:
+            if worker.task_id is None:
+                return worker
+        return None
+
+    def _spawn(self) -> _Worker:
+        parent_conn, child_conn = _CONTEXT.Pipe()
+        process = _CONTEXT.Process(target=worker_main, args=(child_conn,), name="labnb-worker")
+        process.start()
+        child_conn.close()
+        parent_conn.send_bytes(self._setup)
+        worker = _Worker(process, parent_conn)
+        self._workers.append(worker)
+        return worker
+
+    def _drain(self, worker: _Worker, events: list[Event]) -> None:
+        try:
+            while worker.conn.poll():
+                event = pickle.loads(worker.conn.recv_bytes())
+                events.append(event)
+                if isinstance(event, Outcome):
+                    worker.task_id = None
+        except (EOFError, OSError):
+            pass
+        else:
+            if worker.process.is_alive():
+                return
+        worker.process.join(STOP_GRACE_SECONDS)
+        if worker.task_id is not None:
+            failure = Failure("WorkerDied", _death_message(worker.process.exitcode))
+            events.append(Outcome(worker.task_id, 0.0, 0.0, failure=failure))
+        self._remove(worker)
+
+    def _remove(self, worker: _Worker) -> None:
+        worker.conn.close()
+        self._workers.remove(worker)
+
+
+def _death_message(exitcode: int | None) -> str:
+    if exitcode is not None and exitcode < 0:
+        try:
+            how = f"killed by {signal.Signals(-exitcode).name}"
+        except ValueError:
+            how = f"killed by signal {-exitcode}"
+    else:
+        how = f"exit code {exitcode}"
+    return f"worker process died ({how}) while running this task"

@@ -1,0 +1,91 @@
+"""The loop of a worker process: receive the run's setup, then jobs, one at a time.
+
+Kept in its own small module because the forkserver preloads it: new workers
+fork from a process that has already imported it, so they start in milliseconds.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+import threading
+import time
+from multiprocessing.connection import Connection
+from typing import Any
+
+from ..execution import Failure, Job, Outcome, RunSetup, execute
+from .base import Output, Started
+
+FLUSH_INTERVAL = 0.05
+
+
+class _Channel:
+    """The worker's side of the pipe: outcomes at once, output in batches every 50 ms."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+        self._lock = threading.Lock()
+        self._pending: list[str] = []
+        self.task_id = ""
+        threading.Thread(target=self._flush_forever, daemon=True, name="labnb-output").start()
+
+    def output(self, text: str) -> None:
+        self._pending.append(text)
+
+    def send(self, event: Any) -> None:
+        with self._lock:
+            self._flush_locked()
+            self._conn.send_bytes(pickle.dumps(event, protocol=pickle.HIGHEST_PROTOCOL))
+
+    def _flush_locked(self) -> None:
+        if self._pending:
+            text, self._pending = "".join(self._pending), []
+            self._conn.send_bytes(pickle.dumps(Output(self.task_id, text)))
+
+    def _flush_forever(self) -> None:
+        while True:
+            time.sleep(FLUSH_INTERVAL)
+            if self._pending:
+                try:
+                    with self._lock:
+                        self._flush_locked()
+                except OSError:
+                    return
+
+
+def worker_main(conn: Connection) -> None:
+    # The parent handles Ctrl-C / the kernel's stop button and stops workers itself.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        setup: RunSetup | Failure = pickle.loads(conn.recv_bytes())
+    except EOFError:
+        return
+    except Exception as exc:
+        setup = Failure.from_exception(
+            exc, note="the run's context could not be loaded in a worker"
+        )
+    channel = _Channel(conn)
+    while True:
+        try:
+            message = conn.recv_bytes()
+        except EOFError:
+            return
+        if not message:
+            return
+        task_id, job_bytes = pickle.loads(message)
+        channel.task_id = task_id
+        channel.send(Started(task_id, os.getpid(), time.time()))
+        channel.send(_run(task_id, job_bytes, setup, channel))
+
+
+def _run(task_id: str, job_bytes: bytes, setup: RunSetup | Failure, channel: _Channel) -> Outcome:
+    now = time.time()
+    if isinstance(setup, Failure):
+        return Outcome(task_id, now, now, failure=setup)
+    try:
+        job: Job = pickle.loads(job_bytes)
+    except Exception as exc:
+        failure = Failure.from_exception(exc, note="the task could not be loaded in a worker")
+        return Outcome(task_id, now, now, failure=failure)
+    return execute(job, setup, channel.output, whole_process=True, ship=True)
