@@ -14,6 +14,10 @@ import contextlib
 import multiprocessing
 import pickle
 import signal
+import sys
+import types
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any
@@ -116,7 +120,8 @@ class ProcessRunner(Runner):
     def _spawn(self) -> _Worker:
         parent_conn, child_conn = _CONTEXT.Pipe()
         process = _CONTEXT.Process(target=worker_main, args=(child_conn,), name="labnb-worker")
-        process.start()
+        with _main_module_hidden():
+            process.start()
         child_conn.close()
         parent_conn.send_bytes(self._setup)
         worker = _Worker(process, parent_conn)
@@ -155,3 +160,20 @@ def _death_message(exitcode: int | None) -> str:
     else:
         how = f"exit code {exitcode}"
     return f"worker process died ({how}) while running this task"
+
+
+@contextmanager
+def _main_module_hidden() -> Iterator[None]:
+    """Keep multiprocessing from re-running the user's script in each new worker.
+
+    spawn and forkserver children import the parent's ``__main__`` file so that
+    pickles can refer to it, which re-executes an unguarded script. labnb never
+    needs that: cloudpickle ships ``__main__`` classes and functions by value.
+    """
+    main = sys.modules.get("__main__")
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        if main is not None:
+            sys.modules["__main__"] = main
