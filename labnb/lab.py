@@ -158,7 +158,7 @@ class Lab:
         return self.storage.remove(task._labnb_id for task in _check_tasks(tasks))
 
     def logs(self, task: Any) -> str:
-        """Everything ``task`` printed and logged in its last run (with the traceback if it failed)."""
+        """All that ``task`` printed and logged in its last run (and its traceback if it failed)."""
         (task,) = _check_tasks([task])
         text = self.storage.read_logs(task._labnb_id)
         if text is None:

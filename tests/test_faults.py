@@ -151,7 +151,8 @@ TWO_LABS = """
 
     lab = labnb.Lab(storage=sys.argv[1] if len(sys.argv) > 1 else "shared", max_workers=2)
     offset = {offset}
-    results = lab.run_tasks([Stamp(n=offset + i, seconds=0.01) for i in range(40)], disable_progress=True)
+    tasks = [Stamp(n=offset + i, seconds=0.01) for i in range(40)]
+    results = lab.run_tasks(tasks, disable_progress=True)
     print(json.dumps(len(results)))
 """
 

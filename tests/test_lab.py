@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 import time
 import warnings
@@ -185,7 +186,7 @@ def test_continue_on_failure(make_lab):
 def test_max_parallel_bounds_one_type(make_lab):
     results = make_lab(max_workers=2).run_tasks([OneAtATime(n=i) for i in range(3)])
     spans = sorted(results.values())
-    assert all(previous[1] <= following[0] for previous, following in zip(spans, spans[1:]))
+    assert all(previous[1] <= following[0] for previous, following in itertools.pairwise(spans))
 
 
 def test_numpy_format(make_lab, tmp_path):
