@@ -18,9 +18,12 @@ from .planning import Plan
 from .progress import TextProgress
 from .runners.base import Output, Runner, Started
 from .scheduler import Scheduler
-from .storage import Entry, Storage
+from .storage import Record, Storage
 
 POLL_SECONDS = 0.5
+COMMIT_SECONDS = 0.2
+"""Outcomes are committed to the index at most this long after they arrive:
+one transaction per batch instead of one per task."""
 
 
 class Execution:
@@ -44,6 +47,8 @@ class Execution:
         self.first_failure: TaskFailed | None = None
         self._output: dict[str, list[str]] = defaultdict(list)
         self._started: dict[str, float] = {}
+        self._records: list[Record] = []
+        self._committed_at = time.monotonic()
 
     def run(self) -> None:
         self.runner.open(self.setup)
@@ -51,11 +56,21 @@ class Execution:
             while not self.scheduler.over:
                 self._submit_ready()
                 self._handle(self.runner.poll(POLL_SECONDS))
+                if time.monotonic() - self._committed_at > COMMIT_SECONDS:
+                    self._commit()
         except BaseException:
             self.runner.close(cancel=True)
             self._keep_interrupted_logs()
             raise
+        finally:
+            self._commit()
         self.runner.close()
+
+    def _commit(self) -> None:
+        records, self._records = self._records, []
+        if records:
+            self.storage.commit(records)
+        self._committed_at = time.monotonic()
 
     def _submit_ready(self) -> None:
         while self.runner.busy < self.runner.capacity:
@@ -71,7 +86,6 @@ class Execution:
             self.runner.submit(Job(key, task, dependencies, cache))
 
     def _handle(self, events: list[Any]) -> None:
-        records: list[tuple[str, Entry | None, str]] = []
         for event in events:
             if isinstance(event, Output):
                 self._output[event.task_id].append(event.text)
@@ -79,11 +93,9 @@ class Execution:
             elif isinstance(event, Started):
                 self._started[event.task_id] = event.time
             elif isinstance(event, Outcome):
-                records.append(self._finish(event))
-        if records:
-            self.storage.commit(records)
+                self._records.append(self._finish(event))
 
-    def _finish(self, outcome: Outcome) -> tuple[str, Entry | None, str]:
+    def _finish(self, outcome: Outcome) -> Record:
         key = outcome.task_id
         task = self.plan.tasks[key]
         logs = "".join(self._output.pop(key, ()))
@@ -126,8 +138,7 @@ class Execution:
             self.first_failure = error
 
     def _keep_interrupted_logs(self) -> None:
-        records = [
+        self._records.extend(
             (key, None, "".join(self._output.pop(key, ())) + "\n[labnb] interrupted\n")
             for key in self.scheduler.running
-        ]
-        self.storage.commit(records)
+        )

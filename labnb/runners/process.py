@@ -26,6 +26,7 @@ import cloudpickle
 
 from ..execution import Failure, Job, Outcome, RunSetup
 from .base import Event, Runner
+from .shipping import JobSender
 from .worker import worker_main
 
 if "forkserver" in multiprocessing.get_all_start_methods():
@@ -41,6 +42,7 @@ STOP_GRACE_SECONDS = 2.0
 class _Worker:
     process: Any
     conn: Connection
+    sender: JobSender
     task_id: str | None = None
 
 
@@ -68,13 +70,10 @@ class ProcessRunner(Runner):
         return [worker.process.pid for worker in self._workers]
 
     def submit(self, job: Job) -> None:
-        message = pickle.dumps(
-            (job.task_id, cloudpickle.dumps(job, protocol=pickle.HIGHEST_PROTOCOL))
-        )
         while True:
             worker = self._idle_worker() or self._spawn()
             try:
-                worker.conn.send_bytes(message)
+                worker.conn.send_bytes(worker.sender.dumps(job))
             except OSError:  # it died while idle: forget it and use another
                 self._remove(worker)
                 continue
@@ -124,7 +123,7 @@ class ProcessRunner(Runner):
             process.start()
         child_conn.close()
         parent_conn.send_bytes(self._setup)
-        worker = _Worker(process, parent_conn)
+        worker = _Worker(process, parent_conn, JobSender())
         self._workers.append(worker)
         return worker
 

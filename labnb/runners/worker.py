@@ -16,6 +16,7 @@ from typing import Any
 
 from ..execution import Failure, Job, Outcome, RunSetup, execute
 from .base import Output, Started
+from .shipping import JobReceiver
 
 FLUSH_INTERVAL = 0.05
 
@@ -66,6 +67,7 @@ def worker_main(conn: Connection) -> None:
             exc, note="the run's context could not be loaded in a worker"
         )
     channel = _Channel(conn)
+    receiver = JobReceiver()
     while True:
         try:
             message = conn.recv_bytes()
@@ -73,18 +75,25 @@ def worker_main(conn: Connection) -> None:
             return
         if not message:
             return
-        task_id, job_bytes = pickle.loads(message)
+        task_id, types_bytes, job_bytes = pickle.loads(message)
         channel.task_id = task_id
         channel.send(Started(task_id, os.getpid(), time.time()))
-        channel.send(_run(task_id, job_bytes, setup, channel))
+        channel.send(_run(task_id, receiver, types_bytes, job_bytes, setup, channel))
 
 
-def _run(task_id: str, job_bytes: bytes, setup: RunSetup | Failure, channel: _Channel) -> Outcome:
+def _run(
+    task_id: str,
+    receiver: JobReceiver,
+    types_bytes: bytes,
+    job_bytes: bytes,
+    setup: RunSetup | Failure,
+    channel: _Channel,
+) -> Outcome:
     now = time.time()
     if isinstance(setup, Failure):
         return Outcome(task_id, now, now, failure=setup)
     try:
-        job: Job = pickle.loads(job_bytes)
+        job: Job = receiver.loads(types_bytes, job_bytes)
     except Exception as exc:
         failure = Failure.from_exception(exc, note="the task could not be loaded in a worker")
         return Outcome(task_id, now, now, failure=failure)
