@@ -9,8 +9,6 @@ from __future__ import annotations
 import sys
 from typing import Any, TextIO
 
-from tqdm import tqdm
-
 
 def task_label(task: Any) -> str:
     return f"{type(task).__qualname__}:{task._labnb_id[:8]}"
@@ -20,6 +18,8 @@ class TextProgress:
     def __init__(
         self, total: int, loaded: int, disable: bool, stream: TextIO | None = None
     ) -> None:
+        from tqdm import tqdm  # here, not at import: workers never need it
+
         # Bound now: while tasks run in this process, sys.stderr routes to their capture.
         self._stream = stream or sys.stderr
         self._bar = tqdm(
@@ -47,4 +47,4 @@ class TextProgress:
         self._bar.close()
 
     def _write(self, task: Any, line: str) -> None:
-        tqdm.write(f"[{task_label(task)}] {line}", file=self._stream)
+        self._bar.write(f"[{task_label(task)}] {line}", file=self._stream)

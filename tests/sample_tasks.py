@@ -177,3 +177,13 @@ class SleepsLong:
     def run(self) -> None:
         Path(self.context["pids"], f"{self.n}.pid").write_text(str(os.getpid()))
         time.sleep(60)
+
+
+@labnb.task(cache=labnb.ParquetFormat())
+class Frame:
+    n: int
+
+    def run(self):
+        import pandas as pd
+
+        return pd.DataFrame({"n": range(self.n), "square": [i * i for i in range(self.n)]})

@@ -14,6 +14,7 @@ from sample_tasks import (
     Chatty,
     Colour,
     Fails,
+    Frame,
     NeedsFailed,
     OneAtATime,
     ReadsContext,
@@ -197,6 +198,23 @@ def test_numpy_format(make_lab, tmp_path):
     assert list((tmp_path / "storage" / "results").rglob("*.npy"))
     again = make_lab().run_task(Array(n=5))
     assert isinstance(again, np.ndarray) and again.sum() == 10
+
+
+def test_parquet_format(make_lab, tmp_path):
+    first = make_lab().run_task(Frame(n=4))
+    assert list((tmp_path / "storage" / "results").rglob("*.parquet"))
+    again = make_lab().run_task(Frame(n=4))
+    assert again.equals(first) and again["square"].tolist() == [0, 1, 4, 9]
+
+
+def test_a_format_that_refuses_the_result_fails_the_task(make_lab):
+    @labnb.task(cache=labnb.NumpyFormat())
+    class NotAnArray:
+        def run(self):
+            return "text"
+
+    with pytest.raises(labnb.TaskFailed, match=r"could not be saved.*numpy arrays"):
+        make_lab().run_task(NotAnArray())
 
 
 def test_run_tasks_refuses_non_tasks(make_lab):

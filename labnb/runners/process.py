@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import multiprocessing.forkserver
 import pickle
 import signal
 import sys
@@ -51,6 +52,9 @@ class ProcessRunner(Runner):
         self.capacity = max_workers
         self._workers: list[_Worker] = []
         self._setup: bytes = b""
+        if _CONTEXT.get_start_method() == "forkserver":
+            # Returns at once; the server imports labnb while the user does other things.
+            multiprocessing.forkserver.ensure_running()
 
     def open(self, setup: RunSetup) -> None:
         try:
