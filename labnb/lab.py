@@ -141,7 +141,8 @@ class Lab:
         """
         by_name = {_type_name(cls): cls for cls in task_types}
         tasks = []
-        for key, entry in self.storage.entries():
+        entries = sorted(self.storage.entries(), key=lambda item: item[1]["started"])
+        for key, entry in entries:
             cls = by_name.get(entry["type"])
             if cls is None:
                 continue

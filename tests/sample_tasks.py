@@ -187,3 +187,11 @@ class Frame:
         import pandas as pd
 
         return pd.DataFrame({"n": range(self.n), "square": [i * i for i in range(self.n)]})
+
+
+@labnb.task(cache=None)
+class ReadsEnvironment:
+    names: list
+
+    def run(self) -> tuple:
+        return tuple(os.environ.get(name) for name in self.names)

@@ -1,10 +1,10 @@
 """Execute every notebook in examples/ with nbclient and check what it shows.
 
-Each notebook runs once per test session, in a fresh temporary copy of the
-examples folder (so its storage directories and mlflow.db land there), on a
-``python3`` kernel that is this interpreter. Every notebook must run without
-an error output; notebooks listed in ``CHECKS`` get specific checks too, some
-through hidden cells the test inserts around the notebook's own cells.
+Each notebook runs in a fresh temporary copy of the examples folder (so its
+storage directories and mlflow.db land there), on a ``python3`` kernel that is
+this interpreter (the venv's python). Every notebook must run without an error
+output; notebooks listed in ``CHECKS`` get specific checks too, some through
+hidden cells the test inserts around the notebook's own cells (``HIDDEN``).
 """
 
 from __future__ import annotations
@@ -27,10 +27,20 @@ from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-NOTEBOOKS = sorted(path.name for path in EXAMPLES.glob("*.ipynb"))
-# What running a notebook leaves next to it (git-ignored): never copied, so
-# every run starts with an empty cache.
-RUN_LEFTOVERS = ("classification_lab_*", "labnb_storage", "mlflow.db", "mlruns", ".ipynb_*")
+# What running a notebook leaves next to it (git-ignored, as the executed copies
+# scripts/tutorial writes): never executed nor copied, so every run starts with
+# an empty cache.
+RUN_LEFTOVERS = (
+    "*.executed.ipynb",
+    "classification_lab_*",
+    "labnb_storage",
+    "mlflow.db",
+    "mlruns",
+    ".ipynb_*",
+)
+NOTEBOOKS = sorted(
+    path.name for path in EXAMPLES.glob("*.ipynb") if not path.name.endswith(".executed.ipynb")
+)
 CELL_TIMEOUT = 300
 # The labs start one worker per core: one BLAS/OpenMP thread per process keeps
 # them from oversubscribing the CPU (which makes runs several times slower).
@@ -38,8 +48,10 @@ KERNEL_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THRE
 
 PROBE_ID = "test-kernel-probe"
 PROBE = """
-import json as _json, sys as _sys
-print(_json.dumps({'executable': _sys.executable, 'prefix': _sys.prefix}))
+import json as _json, sys as _sys, labnb as _labnb
+print(_json.dumps({
+    'executable': _sys.executable, 'prefix': _sys.prefix, 'labnb': _labnb.__file__,
+}))
 """
 
 pytestmark = pytest.mark.timeout(1200)
@@ -104,40 +116,30 @@ def kernel_spec_manager(tmp_path_factory: pytest.TempPathFactory) -> KernelSpecM
     return KernelSpecManager(kernel_dirs=[str(kernels)], ensure_native_kernel=False)
 
 
-@pytest.fixture(scope="session")
-def run_notebook(
-    tmp_path_factory: pytest.TempPathFactory, kernel_spec_manager: KernelSpecManager
-) -> Callable[[str], Executed]:
-    """Executes an example notebook (once per session) and returns it with its outputs."""
-    done: dict[str, Executed] = {}
-
-    def run(name: str) -> Executed:
-        if name not in done:
-            workdir = tmp_path_factory.mktemp(Path(name).stem) / "examples"
-            shutil.copytree(EXAMPLES, workdir, ignore=shutil.ignore_patterns(*RUN_LEFTOVERS))
-            nb = nbformat.read(workdir / name, as_version=4)
-            insert_hidden_cells(nb, HIDDEN.get(name, Hidden()))
-            km = AsyncKernelManager(kernel_name="python3", kernel_spec_manager=kernel_spec_manager)
-            client = NotebookClient(
-                nb,
-                km=km,
-                kernel_name="python3",
-                timeout=CELL_TIMEOUT,
-                allow_errors=True,
-                resources={"metadata": {"path": str(workdir)}},
-            )
-            env = {
-                **_clean_environ(),
-                **KERNEL_ENV,
-                "IPYTHONDIR": str(workdir.parent / "ipython"),
-                "MLFLOW_TRACKING_URI": f"sqlite:///{workdir / 'mlflow.db'}",
-            }
-            start = time.perf_counter()
-            client.execute(env=env)
-            done[name] = Executed(nb, workdir, time.perf_counter() - start)
-        return done[name]
-
-    return run
+def execute(name: str, workdir: Path, kernel_spec_manager: KernelSpecManager) -> Executed:
+    """Execute examples/<name> in ``workdir``, a fresh copy of examples/, with hidden cells."""
+    shutil.copytree(EXAMPLES, workdir, ignore=shutil.ignore_patterns(*RUN_LEFTOVERS))
+    nb = nbformat.read(workdir / name, as_version=4)
+    insert_hidden_cells(nb, HIDDEN.get(name, Hidden()))
+    client = NotebookClient(
+        nb,
+        km=AsyncKernelManager(kernel_name="python3", kernel_spec_manager=kernel_spec_manager),
+        kernel_name="python3",
+        timeout=CELL_TIMEOUT,
+        allow_errors=True,
+        resources={"metadata": {"path": str(workdir)}},
+    )
+    env = {
+        **_clean_environ(),
+        **KERNEL_ENV,
+        "IPYTHONDIR": str(workdir.parent / "ipython"),
+        "MLFLOW_TRACKING_URI": f"sqlite:///{workdir / 'mlflow.db'}",
+    }
+    start = time.perf_counter()
+    client.execute(env=env)
+    seconds = time.perf_counter() - start
+    print(f"executed {name} in {seconds:.1f} s")
+    return Executed(nb, workdir, seconds)
 
 
 def _clean_environ() -> dict[str, str]:
@@ -174,13 +176,18 @@ def test_notebook_is_committed_clean(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
-def test_notebook_runs_without_errors(name: str, run_notebook: Callable[[str], Executed]) -> None:
-    executed = run_notebook(name)
+def test_notebook_runs(name: str, tmp_path: Path, kernel_spec_manager: KernelSpecManager) -> None:
+    executed = execute(name, tmp_path / "examples", kernel_spec_manager)
     errors = error_outputs(executed.nb)
     assert not errors, "\n\n".join(errors)
-    # The kernel was this interpreter: the venv's python, not one found on PATH.
+    # The kernel was this interpreter (the venv's python, not one found on PATH),
+    # with this checkout's labnb.
     probe = json.loads(executed.stdout(PROBE_ID))
-    assert probe == {"executable": sys.executable, "prefix": sys.prefix}
+    assert probe == {
+        "executable": sys.executable,
+        "prefix": sys.prefix,
+        "labnb": str(EXAMPLES.parent / "labnb" / "__init__.py"),
+    }
     CHECKS.get(name, lambda executed: None)(executed)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 import re
 import time
 import warnings
@@ -18,6 +19,7 @@ from sample_tasks import (
     NeedsFailed,
     OneAtATime,
     ReadsContext,
+    ReadsEnvironment,
     Square,
     Stamp,
     Tally,
@@ -262,3 +264,22 @@ def test_warning_free_run(make_lab):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         make_lab().run_tasks([Square(x=4)])
+
+
+@pytest.mark.parametrize("runner", ["process"])
+def test_workers_cap_blas_threads_unless_the_user_chose(make_lab, monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setenv("MKL_NUM_THREADS", "7")
+    lab = make_lab(max_workers=2, context={"key": None})
+    threads = str(max(1, (os.cpu_count() or 1) // 2))
+    assert lab.run_task(ReadsEnvironment(names=["OMP_NUM_THREADS", "MKL_NUM_THREADS"])) == (
+        threads,
+        "7",
+    )
+
+
+def test_cached_tasks_come_in_the_order_they_ran(make_lab):
+    lab = make_lab(max_workers=1)
+    for x in [3, 1, 2]:
+        lab.run_task(Square(x=x))
+    assert lab.cached_tasks([Square]) == [Square(x=3), Square(x=1), Square(x=2)]

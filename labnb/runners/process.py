@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import multiprocessing.forkserver
+import os
 import pickle
 import signal
 import sys
@@ -122,7 +123,10 @@ class ProcessRunner(Runner):
 
     def _spawn(self) -> _Worker:
         parent_conn, child_conn = _CONTEXT.Pipe()
-        process = _CONTEXT.Process(target=worker_main, args=(child_conn,), name="labnb-worker")
+        threads = max(1, (os.cpu_count() or 1) // self.capacity)
+        process = _CONTEXT.Process(
+            target=worker_main, args=(child_conn, dict(os.environ), threads), name="labnb-worker"
+        )
         with _main_module_hidden():
             process.start()
         child_conn.close()

@@ -19,6 +19,13 @@ from .base import Output, Started
 from .shipping import JobReceiver
 
 FLUSH_INTERVAL = 0.05
+THREAD_LIMIT_VARIABLES = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+)
 
 
 class _Channel:
@@ -55,9 +62,21 @@ class _Channel:
                     return
 
 
-def worker_main(conn: Connection) -> None:
+def worker_main(conn: Connection, environment: dict[str, str], threads: int) -> None:
+    """Serve jobs until the parent says stop (an empty message) or goes away.
+
+    ``environment`` is the Lab process's ``os.environ`` now: a forked worker
+    would otherwise see the forkserver's, frozen when it started. ``threads``
+    caps the BLAS/OpenMP threads of the libraries tasks import, so that N
+    workers do not each start one thread per core and fight over them (as
+    joblib's loky does; a value the user set in the environment wins).
+    """
     # The parent handles Ctrl-C / the kernel's stop button and stops workers itself.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    os.environ.clear()
+    os.environ.update(environment)
+    for variable in THREAD_LIMIT_VARIABLES:
+        os.environ.setdefault(variable, str(threads))
     try:
         setup: RunSetup | Failure = pickle.loads(conn.recv_bytes())
     except EOFError:
