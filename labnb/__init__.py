@@ -7,6 +7,8 @@ from .errors import CacheWarning, StorageError, TaskFailed
 from .formats import NumpyFormat, ParquetFormat, PickleFormat, ResultFormat
 from .lab import Lab, RunResults
 from .planning import CycleError
+from .progress_api import progress
+from .run import Run
 from .runners.base import Runner
 from .storage import LocalStorage, NullStorage, Storage
 from .tasks import is_task, logger, task, task_id
@@ -23,6 +25,7 @@ __all__ = [
     "ParquetFormat",
     "PickleFormat",
     "ResultFormat",
+    "Run",
     "RunResults",
     "Runner",
     "Storage",
@@ -30,6 +33,7 @@ __all__ = [
     "TaskFailed",
     "is_task",
     "logger",
+    "progress",
     "task",
     "task_id",
 ]

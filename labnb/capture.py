@@ -1,11 +1,12 @@
-"""Capture what a running task prints and logs, in order, without mixing tasks.
+"""Route what a running task prints, logs and reports to that task's channel.
 
 ``sys.stdout``, ``sys.stderr`` and a root logging handler are routed to the
-capture of the task running in the current thread (thread runner) or, in a
+channel of the task running in the current thread (thread runner) or, in a
 worker process that runs one task at a time, to that task whatever thread
 writes (so output from a task's own helper threads is kept too). Writes from
 anywhere else go to the original streams untouched. The routers are installed
-only while some task runs and removed afterwards.
+only while some task runs and removed afterwards. ``labnb.progress`` finds
+the running task's channel here too.
 """
 
 from __future__ import annotations
@@ -13,22 +14,30 @@ from __future__ import annotations
 import logging
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
-
-Sink = Callable[[str], None]
+from typing import Any, Protocol
 
 LOG_FORMAT = "%(levelname)s:%(name)s:%(message)s"
 
+
+class Channel(Protocol):
+    """Where a running task's output and progress go (one per runner kind)."""
+
+    def output(self, text: str) -> None: ...
+
+    def progress(self, n: int, total: int | None, desc: str | None) -> None: ...
+
+
 _local = threading.local()
-_process_sink: Sink | None = None
+_process_channel: Channel | None = None
 _lock = threading.Lock()
 _installed = 0
 
 
-def _active_sink() -> Sink | None:
-    return getattr(_local, "sink", None) or _process_sink
+def current_channel() -> Channel | None:
+    """The channel of the task running in this thread (or this worker process), if any."""
+    return getattr(_local, "channel", None) or _process_channel
 
 
 class _StreamRouter:
@@ -38,15 +47,15 @@ class _StreamRouter:
         self.original = original
 
     def write(self, text: str) -> int:
-        sink = _active_sink()
-        if sink is None:
+        channel = current_channel()
+        if channel is None:
             return self.original.write(text)
         if text:
-            sink(text)
+            channel.output(text)
         return len(text)
 
     def flush(self) -> None:
-        if _active_sink() is None:
+        if current_channel() is None:
             self.original.flush()
 
     def __getattr__(self, name: str) -> Any:
@@ -59,10 +68,10 @@ class _LogRouter(logging.Handler):
         self.setFormatter(logging.Formatter(LOG_FORMAT))
 
     def emit(self, record: logging.LogRecord) -> None:
-        sink = _active_sink()
-        if sink is not None:
+        channel = current_channel()
+        if channel is not None:
             try:
-                sink(self.format(record) + "\n")
+                channel.output(self.format(record) + "\n")
             except Exception:
                 self.handleError(record)
 
@@ -93,19 +102,19 @@ def _uninstall() -> None:
 
 
 @contextmanager
-def capture_output(sink: Sink, *, whole_process: bool = False) -> Iterator[None]:
-    """Send everything printed or logged while the block runs to ``sink``."""
-    global _process_sink
+def capture_output(channel: Channel, *, whole_process: bool = False) -> Iterator[None]:
+    """Send everything printed, logged or reported while the block runs to ``channel``."""
+    global _process_channel
     _install()
     if whole_process:
-        _process_sink = sink
+        _process_channel = channel
     else:
-        _local.sink = sink
+        _local.channel = channel
     try:
         yield
     finally:
         if whole_process:
-            _process_sink = None
+            _process_channel = None
         else:
-            _local.sink = None
+            _local.channel = None
         _uninstall()

@@ -14,7 +14,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
-from .capture import Sink, capture_output
+from .capture import Channel, capture_output
 from .errors import TaskFailed
 from .formats import Payload, PickleFormat
 from .storage import PayloadWriter, StoredFile
@@ -82,7 +82,7 @@ class Outcome:
 def execute(
     job: Job,
     setup: RunSetup,
-    sink: Sink,
+    channel: Channel,
     *,
     whole_process: bool = False,
     ship: bool = False,
@@ -101,7 +101,7 @@ def execute(
     started = time.time()
     try:
         with (
-            capture_output(sink, whole_process=whole_process),
+            capture_output(channel, whole_process=whole_process),
             tracked_run(task, setup.tracking) as run_id,
         ):
             value = task.run()

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from .errors import StorageError, TaskFailed
@@ -12,8 +13,10 @@ from .execution import RunSetup
 from .identity import decode
 from .planning import make_plan
 from .progress import TextProgress
+from .run import Run, attach_results
 from .runners.base import Runner
 from .running import Execution
+from .state import RunState
 from .storage import Entry, LocalStorage, NullStorage, Storage
 from .tasks import is_task
 from .tracking import tracking_setup
@@ -76,6 +79,16 @@ class Lab:
     def __repr__(self) -> str:
         return f"Lab(storage={self.storage!r}, runner={type(self.runner).__name__})"
 
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        """In a notebook, a Lab displays as its cache browser."""
+        from .kernel import in_kernel
+
+        if not in_kernel():
+            return {"text/plain": repr(self)}
+        from .widgets import CacheView
+
+        return CacheView(self)._repr_mimebundle_(**kwargs)
+
     # --- running ------------------------------------------------------------
 
     def run_tasks(
@@ -84,41 +97,52 @@ class Lab:
         bust_cache: bool = False,
         disable_progress: bool = False,
     ) -> RunResults:
-        """Run (or load from the cache) ``tasks`` and their dependencies.
+        """Run (or load from the cache) ``tasks`` and their dependencies, and wait.
 
         Returns ``{task: result}``. By default the first failure stops new tasks
         from starting and raises ``TaskFailed`` once running ones finish; with
         ``continue_on_failure`` the other results are returned and failures are
-        in ``.failures``.
+        in ``.failures``. In a notebook the live widget is shown while it runs
+        (its buttons respond once the cell ends; the stop button cancels).
         """
         tasks = _check_tasks(tasks)
-        plan = make_plan(tasks, self.storage, bust_cache)
-        payloads = plan.loaded
-        failures: dict[str, TaskFailed] = {}
-        if plan.nodes:
-            to_run = [plan.tasks[node.key] for node in plan.nodes]
-            setup = RunSetup(self.context, self.storage.writer(), tracking_setup(to_run))
-            progress = TextProgress(len(plan.nodes), len(plan.loaded), disable_progress)
-            execution = Execution(
-                plan, self.storage, self.runner, setup, progress, self.continue_on_failure
-            )
-            try:
+        execution = self._execution(tasks, bust_cache)
+        if execution.plan.nodes and not disable_progress:
+            with _display(execution.state, self._in_notebook()):
                 execution.run()
-            finally:
-                progress.close()
-            payloads, failures = execution.payloads, execution.failures
-            if execution.first_failure is not None and not self.continue_on_failure:
-                raise execution.first_failure
-        for key, instances in plan.instances.items():
-            if key in payloads:
-                for instance in instances:
-                    instance.__dict__["_labnb_result"] = payloads[key]
-        if failures:
-            _report_failures(failures)
+        else:
+            execution.run()
+        attach_results(execution.plan, execution.payloads)
+        if execution.first_failure is not None and not self.continue_on_failure:
+            raise execution.first_failure
+        if execution.failures:
+            _report_failures(execution.failures)
+        payloads = execution.payloads
         return RunResults(
             {task: payloads[task._labnb_id].value for task in tasks if task._labnb_id in payloads},
-            {error.task: error for error in failures.values()},
+            {error.task: error for error in execution.failures.values()},
         )
+
+    def submit(self, tasks: Iterable[Any], bust_cache: bool = False) -> Run:
+        """Start running ``tasks`` in the background and return at once.
+
+        The returned ``Run`` shows the live widget when displayed; the kernel
+        stays free for other cells meanwhile.
+        """
+        tasks = _check_tasks(tasks)
+        return Run(tasks, self._execution(tasks, bust_cache))
+
+    def _execution(self, tasks: list[Any], bust_cache: bool) -> Execution:
+        plan = make_plan(tasks, self.storage, bust_cache)
+        to_run = [plan.tasks[node.key] for node in plan.nodes]
+        setup = RunSetup(self.context, self.storage.writer(), tracking_setup(to_run))
+        return Execution(plan, self.storage, self.runner, setup, self.continue_on_failure)
+
+    def _in_notebook(self) -> bool:
+        """Widgets need a kernel: ``notebook=True`` elsewhere (a script, pytest) means text."""
+        from .kernel import in_kernel
+
+        return self.notebook is not False and in_kernel()
 
     def run_task(self, task: Any, bust_cache: bool = False, disable_progress: bool = False) -> Any:
         """Run one task and return its result."""
@@ -212,6 +236,31 @@ def _type_name(cls: Any) -> str:
     if meta is None:
         raise TypeError(f"{cls!r} is not a labnb task type")
     return meta.type_name
+
+
+@contextmanager
+def _display(state: RunState, notebook: bool) -> Iterator[None]:
+    """Show a run while it blocks: the widget in a notebook, a text bar elsewhere."""
+    if notebook:
+        from IPython.display import display
+
+        from .widgets import RunView
+
+        state.blocking = True
+        view = RunView(state)
+        display(view)
+        try:
+            yield
+        finally:
+            state.blocking = False
+            view.refresh()
+        return
+    progress = TextProgress(state.to_run, len(state.records) - state.to_run)
+    state.listeners.append(progress)
+    try:
+        yield
+    finally:
+        progress.close()
 
 
 def _report_failures(failures: dict[str, TaskFailed]) -> None:

@@ -15,16 +15,12 @@ def task_label(task: Any) -> str:
 
 
 class TextProgress:
-    def __init__(
-        self, total: int, loaded: int, disable: bool, stream: TextIO | None = None
-    ) -> None:
+    def __init__(self, total: int, loaded: int, stream: TextIO | None = None) -> None:
         from tqdm import tqdm  # here, not at import: workers never need it
 
         # Bound now: while tasks run in this process, sys.stderr routes to their capture.
         self._stream = stream or sys.stderr
-        self._bar = tqdm(
-            total=total, disable=disable, file=self._stream, unit="task", desc="labnb", leave=True
-        )
+        self._bar = tqdm(total=total, file=self._stream, unit="task", desc="labnb", leave=True)
         if loaded:
             self._bar.set_postfix_str(f"{loaded} loaded from cache", refresh=False)
         self._partial: dict[str, str] = {}

@@ -1,26 +1,24 @@
 """One run: drive the scheduler and a runner until every planned task is done or failed.
 
-Events from the runner are folded here: output goes to the progress display
-and is collected per task; outcomes are committed to storage in batches (one
-index transaction per poll), so finished results are kept even when the run
-is interrupted a moment later.
+Runner events are folded into the run's ``RunState`` (which displays read);
+outcomes are committed to storage in batches, so finished results are kept
+even when the run is interrupted or cancelled a moment later.
 """
 
 from __future__ import annotations
 
 import time
-from collections import defaultdict
 from typing import Any
 
 from .errors import TaskFailed
 from .execution import Job, Outcome, RunSetup
 from .planning import Plan
-from .progress import TextProgress
-from .runners.base import Output, Runner, Started
+from .runners.base import Output, Progress, Runner, Started
 from .scheduler import Scheduler
+from .state import CANCELLED, DONE, FAILED, RunState
 from .storage import Record, Storage
 
-POLL_SECONDS = 0.5
+POLL_SECONDS = 0.1
 COMMIT_SECONDS = 0.2
 """Outcomes are committed to the index at most this long after they arrive:
 one transaction per batch instead of one per task."""
@@ -33,38 +31,56 @@ class Execution:
         storage: Storage,
         runner: Runner,
         setup: RunSetup,
-        progress: TextProgress,
         continue_on_failure: bool,
     ) -> None:
         self.plan = plan
         self.storage = storage
         self.runner = runner
         self.setup = setup
-        self.progress = progress
+        self.state = RunState(plan)
         self.scheduler = Scheduler(plan.nodes, continue_on_failure)
         self.payloads = dict(plan.loaded)
         self.failures: dict[str, TaskFailed] = {}
         self.first_failure: TaskFailed | None = None
-        self._output: dict[str, list[str]] = defaultdict(list)
-        self._started: dict[str, float] = {}
         self._records: list[Record] = []
         self._committed_at = time.monotonic()
+        self._cancel_requested = False
 
     def run(self) -> None:
+        """Run to the end; on an exception (KeyboardInterrupt) stop every worker and re-raise."""
+        if not self.plan.nodes:
+            self.state.close(DONE)
+            return
+        outcome = CANCELLED
         self.runner.open(self.setup)
         try:
-            while not self.scheduler.over:
+            while not self.scheduler.over and not self._cancel_requested:
                 self._submit_ready()
                 self._handle(self.runner.poll(POLL_SECONDS))
                 if time.monotonic() - self._committed_at > COMMIT_SECONDS:
                     self._commit()
+            if self._cancel_requested:
+                self._stop("cancelled")
+            else:
+                self.runner.close()
+                outcome = FAILED if self.failures else DONE
         except BaseException:
-            self.runner.close(cancel=True)
-            self._keep_interrupted_logs()
+            self._stop("interrupted")
             raise
         finally:
             self._commit()
-        self.runner.close()
+            self.state.close(outcome)
+
+    def cancel(self) -> None:
+        """Ask the run to stop (from any thread): nothing new starts, running tasks are stopped."""
+        self._cancel_requested = True
+
+    def _stop(self, why: str) -> None:
+        self.scheduler.halt()
+        self.runner.close(cancel=True)
+        for key in self.state.running_keys():
+            self._records.append((key, None, self.state.logs(key) + f"\n[labnb] {why}\n"))
+            self.state.finished(key, CANCELLED)
 
     def _commit(self) -> None:
         records, self._records = self._records, []
@@ -82,24 +98,23 @@ class Execution:
                 dep._labnb_id: self.payloads[dep._labnb_id] for dep in task._labnb_dependencies
             }
             cache = task._labnb_meta.format is not None
-            self._started[key] = time.time()
             self.runner.submit(Job(key, task, dependencies, cache))
 
     def _handle(self, events: list[Any]) -> None:
         for event in events:
             if isinstance(event, Output):
-                self._output[event.task_id].append(event.text)
-                self.progress.output(self.plan.tasks[event.task_id], event.text)
+                self.state.output(event.task_id, event.text)
+            elif isinstance(event, Progress):
+                self.state.progress(event.task_id, event.n, event.total, event.desc)
             elif isinstance(event, Started):
-                self._started[event.task_id] = event.time
+                self.state.started(event.task_id, event.pid, event.time)
             elif isinstance(event, Outcome):
                 self._records.append(self._finish(event))
 
     def _finish(self, outcome: Outcome) -> Record:
         key = outcome.task_id
         task = self.plan.tasks[key]
-        logs = "".join(self._output.pop(key, ()))
-        self.progress.finished(task)
+        logs = self.state.logs(key)
         if outcome.failure is not None:
             error = outcome.failure.to_error(task)
             self._record_failure(key, error)
@@ -111,8 +126,10 @@ class Execution:
                         blocked_task, "DependencyFailed", f"it depends on {task!r}, which failed"
                     ),
                 )
+            self.state.finished(key, FAILED, error)
             return key, None, logs + outcome.failure.traceback
         self.scheduler.finish(key)
+        self.state.finished(key, DONE)
         self.payloads[key] = outcome.payload
         entry = None
         if outcome.stored is not None:
@@ -134,11 +151,7 @@ class Execution:
 
     def _record_failure(self, key: str, error: TaskFailed) -> None:
         self.failures[key] = error
+        if self.state.records[key].error is None:
+            self.state.records[key].error = error
         if self.first_failure is None:
             self.first_failure = error
-
-    def _keep_interrupted_logs(self) -> None:
-        self._records.extend(
-            (key, None, "".join(self._output.pop(key, ())) + "\n[labnb] interrupted\n")
-            for key in self.scheduler.running
-        )

@@ -31,6 +31,8 @@ Record = tuple[str, "Entry | None", str]
 """(task id, index entry or None, logs of its last run)."""
 
 MARKER = "labnb-storage.json"
+GENERATION_KEY = "labnb:generation"
+"""Kept in the index beside the task ids (which are hex, so they never collide)."""
 STORAGE_VERSION = 1
 
 
@@ -95,6 +97,10 @@ class Storage(ABC):
     @abstractmethod
     def read_logs(self, task_id: str) -> str | None: ...
 
+    @abstractmethod
+    def generation(self) -> int:
+        """A number that changes whenever entries are added or removed (by any process)."""
+
 
 class NullStorage(Storage):
     """``Lab(storage=None)``: nothing is cached, logs of the last run stay in memory."""
@@ -129,6 +135,9 @@ class NullStorage(Storage):
     def read_logs(self, task_id: str) -> str | None:
         return self._logs.get(task_id)
 
+    def generation(self) -> int:
+        return 0
+
 
 class LocalStorage(Storage):
     """A directory: ``index/`` and ``logs/`` (diskcache) and ``results/`` (payload files)."""
@@ -156,6 +165,8 @@ class LocalStorage(Storage):
     def entries(self) -> Iterator[tuple[str, Entry]]:
         index = self._index
         for task_id in index.iterkeys():
+            if task_id == GENERATION_KEY:
+                continue
             entry = index.get(task_id)
             if entry is not None:
                 yield task_id, entry
@@ -188,6 +199,7 @@ class LocalStorage(Storage):
                 self._index.set(task_id, entry)
                 if old is not None and old["file"] != entry["file"]:
                     replaced.append(old["file"])
+            self._index.incr(GENERATION_KEY)
         self._unlink(replaced)
 
     def remove(self, task_ids: Iterable[str]) -> int:
@@ -198,11 +210,15 @@ class LocalStorage(Storage):
                 self._logs.delete(task_id)
                 if entry is not None:
                     removed.append(entry["file"])
+            self._index.incr(GENERATION_KEY)
         self._unlink(removed)
         return len(removed)
 
     def read_logs(self, task_id: str) -> str | None:
         return self._logs.get(task_id)
+
+    def generation(self) -> int:
+        return self._index.get(GENERATION_KEY, 0)
 
     def _unlink(self, names: Iterable[str]) -> None:
         for name in names:

@@ -44,8 +44,10 @@ def cache_table(entries: list[tuple[str, Entry]]) -> pd.DataFrame:
             size_bytes=entry["size"],
         )
         rows.append(row)
-    columns = FIXED_COLUMNS + [name for name in param_columns if name not in FIXED_COLUMNS]
-    frame = pd.DataFrame(rows, columns=columns + TIMING_COLUMNS)
+    params = [name for name in param_columns if name not in FIXED_COLUMNS]
+    frame = pd.DataFrame(rows, columns=FIXED_COLUMNS + params + TIMING_COLUMNS)
+    # Nullable dtypes: an int parameter missing for another task type stays an int.
+    frame[params] = frame[params].convert_dtypes()
     for column in ("started", "finished"):
         frame[column] = pd.to_datetime(frame[column], unit="s", utc=True)
     return frame.sort_values("started", kind="stable", ignore_index=True)

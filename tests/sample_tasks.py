@@ -195,3 +195,18 @@ class ReadsEnvironment:
 
     def run(self) -> tuple:
         return tuple(os.environ.get(name) for name in self.names)
+
+
+@labnb.task
+class Counts:
+    """Reports progress through labnb.progress."""
+
+    n: int
+    pause: float = 0.0
+
+    def run(self) -> int:
+        total = 0
+        for i in labnb.progress(range(self.n), desc="counting"):
+            time.sleep(self.pause)
+            total += i
+        return total

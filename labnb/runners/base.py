@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..execution import Job, Outcome, RunSetup
@@ -23,7 +24,31 @@ class Started:
     time: float
 
 
-Event = Output | Started | Outcome
+@dataclass(frozen=True)
+class Progress:
+    """A running task's ``labnb.progress`` loop has reached ``n`` of ``total``."""
+
+    task_id: str
+    n: int
+    total: int | None
+    desc: str | None
+
+
+Event = Output | Started | Progress | Outcome
+
+
+class EventChannel:
+    """A task's channel that turns its output and progress into events at once."""
+
+    def __init__(self, task_id: str, put: Callable[[Event], object]) -> None:
+        self.task_id = task_id
+        self._put = put
+
+    def output(self, text: str) -> None:
+        self._put(Output(self.task_id, text))
+
+    def progress(self, n: int, total: int | None, desc: str | None) -> None:
+        self._put(Progress(self.task_id, n, total, desc))
 
 
 class Runner(ABC):

@@ -9,7 +9,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from ..execution import Failure, Job, Outcome, RunSetup, execute
-from .base import Event, Output, Runner, Started
+from .base import Event, EventChannel, Runner, Started
 
 
 class SerialRunner(Runner):
@@ -34,11 +34,7 @@ class SerialRunner(Runner):
         while self._pending:
             job = self._pending.pop(0)
             events.append(Started(job.task_id, os.getpid(), time.time()))
-            events.append(
-                execute(
-                    job, self._setup, lambda text, key=job.task_id: events.append(Output(key, text))
-                )
-            )
+            events.append(execute(job, self._setup, EventChannel(job.task_id, events.append)))
         return events
 
     def close(self, cancel: bool = False) -> None:
@@ -68,9 +64,8 @@ class ThreadRunner(Runner):
 
     def _work(self, job: Job) -> None:
         self._events.put(Started(job.task_id, os.getpid(), time.time()))
-        sink = lambda text: self._events.put(Output(job.task_id, text))  # noqa: E731
         try:
-            outcome = execute(job, self._setup, sink)
+            outcome = execute(job, self._setup, EventChannel(job.task_id, self._events.put))
         except BaseException as exc:  # a bug in labnb itself: still end the job
             outcome = Outcome(
                 job.task_id, time.time(), time.time(), failure=Failure.from_exception(exc)

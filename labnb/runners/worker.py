@@ -15,7 +15,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from ..execution import Failure, Job, Outcome, RunSetup, execute
-from .base import Output, Started
+from .base import Output, Progress, Started
 from .shipping import JobReceiver
 
 FLUSH_INTERVAL = 0.05
@@ -29,17 +29,22 @@ THREAD_LIMIT_VARIABLES = (
 
 
 class _Channel:
-    """The worker's side of the pipe: outcomes at once, output in batches every 50 ms."""
+    """The worker's side of the pipe: outcomes at once; output and progress in
+    batches every 50 ms (only the latest progress of a batch is sent)."""
 
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
         self._lock = threading.Lock()
         self._pending: list[str] = []
+        self._progress: Progress | None = None
         self.task_id = ""
         threading.Thread(target=self._flush_forever, daemon=True, name="labnb-output").start()
 
     def output(self, text: str) -> None:
         self._pending.append(text)
+
+    def progress(self, n: int, total: int | None, desc: str | None) -> None:
+        self._progress = Progress(self.task_id, n, total, desc)
 
     def send(self, event: Any) -> None:
         with self._lock:
@@ -50,11 +55,14 @@ class _Channel:
         if self._pending:
             text, self._pending = "".join(self._pending), []
             self._conn.send_bytes(pickle.dumps(Output(self.task_id, text)))
+        if self._progress is not None:
+            progress, self._progress = self._progress, None
+            self._conn.send_bytes(pickle.dumps(progress))
 
     def _flush_forever(self) -> None:
         while True:
             time.sleep(FLUSH_INTERVAL)
-            if self._pending:
+            if self._pending or self._progress is not None:
                 try:
                     with self._lock:
                         self._flush_locked()
@@ -116,4 +124,4 @@ def _run(
     except Exception as exc:
         failure = Failure.from_exception(exc, note="the task could not be loaded in a worker")
         return Outcome(task_id, now, now, failure=failure)
-    return execute(job, setup, channel.output, whole_process=True, ship=True)
+    return execute(job, setup, channel, whole_process=True, ship=True)

@@ -1,0 +1,516 @@
+// CacheView: the cache browser. Traits and commands: docs/widget-protocol.md.
+//
+// The kernel filters, sorts and pages; this view shows one page, keyed by
+// task id, and edits the `query` trait. Both rows and the cells within a row
+// are keyed (cells by column), so a new page or a new set of parameter
+// columns updates the existing <tr>s, checkboxes and buttons in place.
+
+import { createActions, onPress, setDisabled } from "./actions.js";
+import {
+  createLogPanel,
+  createStatus,
+  DASH,
+  debounce,
+  ELLIPSIS,
+  formatBytes,
+  formatDate,
+  formatDuration,
+  h,
+  listen,
+  plural,
+  setAttr,
+  setText,
+  syncKeyed,
+  watchHeartbeat,
+} from "./common.js";
+
+const DEFAULT_QUERY = {
+  text: "",
+  type: "",
+  sort: "started",
+  descending: true,
+  page: 0,
+  page_size: 50,
+};
+const FILTER_DELAY_MS = 250;
+
+/** How a cached task is named in the UI ("Type(a=1, b=x)"), e.g. in "Logs of …". */
+export function rowLabel(row) {
+  if (row.label) return String(row.label);
+  const params = Object.entries(row.params ?? {}).map(([name, value]) => `${name}=${value}`);
+  return `${row.type}(${params.join(", ")})`;
+}
+
+function removedText(reply) {
+  const removed = reply.removed ?? 0;
+  const unknown = reply.unknown?.length ?? 0;
+  let text = `Removed ${plural(removed, "task")} from the cache.`;
+  if (unknown) text += ` ${plural(unknown, "task")} not in this lab's storage.`;
+  return text;
+}
+
+function render({ model, el, experimental }) {
+  const status = createStatus();
+  const actions = createActions({
+    experimental,
+    status,
+    isBusy: () => Boolean(model.get("kernel_busy")),
+  });
+  const queryOf = () => ({ ...DEFAULT_QUERY, ...(model.get("query") ?? {}) });
+  function setQuery(changes) {
+    model.set("query", { ...queryOf(), ...changes });
+    model.save_changes();
+  }
+
+  const selected = new Set(); // ids checked on the current page
+  const staleNote = h("p", { class: "labnb-note labnb-warning", hidden: true });
+
+  // --- type groups: "All types" plus one toggle per type
+  const allChip = h("button", { type: "button", class: "labnb-chip" });
+  const allName = h("span", { text: "All types" });
+  const allCount = h("span", { class: "labnb-chip-count" });
+  allChip.append(allName, " ", allCount);
+  onPress(allChip, () => setQuery({ type: "", page: 0 }));
+  const groupList = h("span", { class: "labnb-chip-list" });
+  const groupChips = new Map();
+  const groupsBox = h(
+    "div",
+    { class: "labnb-groups", role: "group", "aria-label": "Task types" },
+    allChip,
+    groupList,
+  );
+
+  // --- toolbar: filter, refresh, bulk uncache
+  const filter = h("input", {
+    type: "search",
+    class: "labnb-filter",
+    placeholder: `Filter${ELLIPSIS}`,
+    "aria-label": "Filter",
+    spellcheck: "false",
+  });
+  const applyFilter = debounce(() => {
+    if (filter.value !== queryOf().text) setQuery({ text: filter.value, page: 0 });
+  }, FILTER_DELAY_MS);
+  filter.addEventListener("input", applyFilter);
+  filter.addEventListener("keydown", (event) => {
+    if (event.key === "Enter") {
+      applyFilter.cancel();
+      if (filter.value !== queryOf().text) setQuery({ text: filter.value, page: 0 });
+    }
+  });
+  const refresh = h("button", { type: "button", class: "labnb-button", text: "Refresh" });
+  onPress(refresh, () =>
+    actions.run(refresh, "refresh", {}, {
+      pending: `Refreshing${ELLIPSIS}`,
+      success: () => "Refreshed.",
+      failure: "Refresh failed",
+    }),
+  );
+  const selectionCount = h("span", { class: "labnb-selection-count" });
+  const uncacheSelected = h("button", {
+    type: "button",
+    class: "labnb-button labnb-danger",
+    text: "Uncache selected",
+  });
+  onPress(uncacheSelected, openConfirm);
+
+  // --- inline confirmation of "Uncache selected" (no window.confirm: it
+  // blocks the page, and some front ends suppress it)
+  const confirmText = h("span", { class: "labnb-confirm-text" });
+  const confirm = h("button", { type: "button", class: "labnb-button labnb-danger", text: "Confirm" });
+  const keep = h("button", { type: "button", class: "labnb-button", text: "Keep" });
+  const confirmBar = h(
+    "div",
+    { class: "labnb-confirm", role: "group", "aria-label": "Confirm uncache", hidden: true },
+    confirmText,
+    confirm,
+    keep,
+  );
+  onPress(confirm, uncacheSelection);
+  onPress(keep, closeConfirm);
+
+  // --- table: header cells and row cells are keyed by column key
+  const headRow = h("tr");
+  const tbody = h("tbody");
+  const rowNodes = new Map(); // task id -> <tr>
+  const table = h("table", { class: "labnb-table labnb-cache" }, h("thead", {}, headRow), tbody);
+  const selectAll = h("input", {
+    type: "checkbox",
+    class: "labnb-check",
+    "aria-label": "Select all rows on this page",
+  });
+  selectAll.addEventListener("change", () => {
+    for (const row of model.get("rows") ?? []) {
+      if (selectAll.checked) selected.add(row.id);
+      else selected.delete(row.id);
+    }
+    updateSelection();
+  });
+  const emptyNote = h("p", { class: "labnb-empty", hidden: true });
+
+  // --- paging
+  const prev = h("button", { type: "button", class: "labnb-button", text: "Prev" });
+  const next = h("button", { type: "button", class: "labnb-button", text: "Next" });
+  const range = h("span", { class: "labnb-range" });
+  onPress(prev, () => setQuery({ page: Math.max(0, queryOf().page - 1) }));
+  onPress(next, () => setQuery({ page: queryOf().page + 1 }));
+
+  let opener = null; // the Logs button that opened the panel, to return focus to
+  const logPanel = createLogPanel({
+    onClose() {
+      logPanel.hide();
+      if (opener?.isConnected) opener.focus({ preventScroll: true });
+      opener = null;
+      markLogRow();
+    },
+  });
+
+  const root = h(
+    "div",
+    { class: "labnb labnb-cache-view" },
+    staleNote,
+    groupsBox,
+    h(
+      "div",
+      { class: "labnb-toolbar" },
+      filter,
+      refresh,
+      h("span", { class: "labnb-spacer" }),
+      selectionCount,
+      uncacheSelected,
+    ),
+    confirmBar,
+    status.el,
+    h("div", { class: "labnb-scroll" }, table),
+    emptyNote,
+    h("div", { class: "labnb-pager" }, prev, range, next),
+    logPanel.el,
+  );
+  el.append(root);
+
+  // ------------------------------------------------------------- columns
+
+  const textCell = (className) => () => h("td", { class: className });
+  const fixedStart = [
+    {
+      key: "select",
+      header: () => h("th", { class: "labnb-select" }, selectAll),
+      create: (row) => {
+        const box = h("input", { type: "checkbox", class: "labnb-check" });
+        const td = h("td", { class: "labnb-select" }, box);
+        box.addEventListener("change", () => {
+          const id = td.closest("tr")?.dataset.taskId;
+          if (!id) return;
+          if (box.checked) selected.add(id);
+          else selected.delete(id);
+          updateSelection();
+        });
+        td.labnbBox = box;
+        return td;
+      },
+      update: (td, row) => {
+        setAttr(td.labnbBox, "aria-label", `Select ${rowLabel(row)}`);
+        td.labnbBox.checked = selected.has(row.id);
+      },
+    },
+    { key: "f:type", sort: "type", label: "Type", text: (row) => row.type },
+  ];
+  const fixedEnd = [
+    {
+      key: "f:started",
+      sort: "started",
+      label: "Started",
+      text: (row) => formatDate(row.started),
+      title: (row) => row.started,
+    },
+    {
+      key: "f:duration",
+      sort: "duration_s",
+      label: "Duration",
+      className: "labnb-num",
+      text: (row) => formatDuration(row.duration_s),
+    },
+    {
+      key: "f:size",
+      sort: "size_bytes",
+      label: "Size",
+      className: "labnb-num",
+      text: (row) => formatBytes(row.size_bytes),
+      title: (row) => (row.size_bytes == null ? null : `${row.size_bytes} bytes`),
+    },
+    {
+      key: "actions",
+      header: () => h("th", {}, h("span", { class: "labnb-sr-only", text: "Actions" })),
+      create: () => {
+        const logs = h("button", { type: "button", class: "labnb-button labnb-small", text: "Logs" });
+        const uncache = h("button", {
+          type: "button",
+          class: "labnb-button labnb-small labnb-danger",
+          text: "Uncache",
+        });
+        const td = h("td", { class: "labnb-actions" }, logs, uncache);
+        // Read the row's current data at click time: the <tr> outlives updates.
+        const rowOf = () => td.closest("tr")?.labnbRow;
+        onPress(logs, () => showLogs(rowOf(), logs));
+        onPress(uncache, () => {
+          const row = rowOf();
+          if (!row) return;
+          actions.run(uncache, "uncache", { ids: [row.id] }, {
+            pending: `Uncaching${ELLIPSIS}`,
+            success: removedText,
+            failure: "Uncache failed",
+          });
+        });
+        return td;
+      },
+      update: () => {},
+    },
+  ];
+
+  let columnKey = null;
+  let columns = [];
+  function columnSpecs() {
+    const params = model.get("columns") ?? [];
+    const key = JSON.stringify(params);
+    if (key !== columnKey) {
+      columnKey = key;
+      columns = [
+        ...fixedStart,
+        ...params.map((name) => ({
+          key: `p:${name}`,
+          sort: name,
+          label: name,
+          text: (row) => row.params?.[name] ?? DASH,
+        })),
+        ...fixedEnd,
+      ];
+    }
+    return columns;
+  }
+
+  function createCell(spec, row) {
+    return spec.create ? spec.create(row) : textCell(spec.className)();
+  }
+
+  function updateCell(td, spec, row) {
+    if (spec.update) return spec.update(td, row);
+    setText(td, spec.text(row));
+    setAttr(td, "title", spec.title?.(row) ?? null);
+  }
+
+  function createHeader(spec) {
+    if (spec.header) return spec.header();
+    const arrow = h("span", { class: "labnb-sort-arrow", "aria-hidden": "true" });
+    const button = h("button", { type: "button", class: "labnb-sort" }, spec.label, arrow);
+    const th = h("th", { scope: "col", class: spec.className }, button);
+    th.labnbArrow = arrow;
+    onPress(button, () => {
+      const q = queryOf();
+      setQuery(
+        q.sort === spec.sort
+          ? { descending: !q.descending, page: 0 }
+          : { sort: spec.sort, descending: false, page: 0 },
+      );
+    });
+    return th;
+  }
+
+  function updateHeader(th, spec) {
+    if (!spec.sort) return;
+    const q = queryOf();
+    const active = q.sort === spec.sort;
+    setAttr(th, "aria-sort", active ? (q.descending ? "descending" : "ascending") : null);
+    setText(th.labnbArrow, active ? (q.descending ? " \u25bc" : " \u25b2") : "");
+  }
+
+  // ------------------------------------------------------------- updates
+
+  const headCells = new Map();
+  function updateHead() {
+    syncKeyed(headRow, headCells, columnSpecs(), (spec) => spec.key, createHeader, updateHeader);
+  }
+
+  function createRow(row) {
+    const tr = h("tr", { "data-task-id": row.id });
+    tr.labnbCells = new Map();
+    return tr;
+  }
+
+  function updateRow(tr, row) {
+    tr.labnbRow = row;
+    syncKeyed(
+      tr,
+      tr.labnbCells,
+      columnSpecs(),
+      (spec) => spec.key,
+      (spec) => createCell(spec, row),
+      (td, spec) => updateCell(td, spec, row),
+    );
+  }
+
+  function updateRows() {
+    const rows = model.get("rows") ?? [];
+    // Only rows on this page can be selected: never uncache what is not shown.
+    const ids = new Set(rows.map((row) => row.id));
+    for (const id of selected) if (!ids.has(id)) selected.delete(id);
+    updateHead();
+    syncKeyed(tbody, rowNodes, rows, (row) => row.id, createRow, updateRow);
+    updateSelection();
+    updatePager();
+    markLogRow();
+    const total = model.get("total_rows") ?? 0;
+    emptyNote.hidden = total > 0 || rows.length > 0;
+    const anything = (model.get("groups") ?? []).some((group) => group.count > 0);
+    setText(emptyNote, anything ? "No cached task matches." : "The cache is empty.");
+  }
+
+  function updateGroups() {
+    const groups = model.get("groups") ?? [];
+    const type = queryOf().type;
+    setText(allCount, groups.reduce((sum, group) => sum + (group.count ?? 0), 0));
+    setAttr(allChip, "aria-pressed", String(!type));
+    syncKeyed(
+      groupList,
+      groupChips,
+      groups,
+      (group) => group.type,
+      (group) => {
+        const chip = h("button", { type: "button", class: "labnb-chip" });
+        chip.labnbCount = h("span", { class: "labnb-chip-count" });
+        chip.append(h("span", { text: group.type }), " ", chip.labnbCount);
+        // Clicking the active type shows all types again.
+        onPress(chip, () => setQuery({ type: queryOf().type === group.type ? "" : group.type, page: 0 }));
+        return chip;
+      },
+      (chip, group) => {
+        setText(chip.labnbCount, group.count ?? 0);
+        setAttr(chip, "aria-pressed", String(group.type === type));
+      },
+    );
+  }
+
+  function updatePager() {
+    const q = queryOf();
+    const total = model.get("total_rows") ?? 0;
+    const size = Math.max(1, q.page_size);
+    const first = total ? q.page * size + 1 : 0;
+    const last = Math.min(total, (q.page + 1) * size);
+    setText(range, `rows ${first}\u2013${last} of ${total}`);
+    setDisabled(prev, q.page <= 0);
+    setDisabled(next, (q.page + 1) * size >= total);
+  }
+
+  function updateQuery() {
+    const q = queryOf();
+    // Don't fight the user's typing; take the kernel's text otherwise.
+    if (document.activeElement !== filter && filter.value !== q.text) filter.value = q.text;
+    updateHead();
+    updateGroups();
+    updatePager();
+  }
+
+  /** After rows were removed the page may lie past the end: go to the last one. */
+  function clampPage() {
+    const q = queryOf();
+    const total = model.get("total_rows") ?? 0;
+    const size = Math.max(1, q.page_size);
+    if (q.page > 0 && q.page * size >= total) setQuery({ page: Math.max(0, Math.ceil(total / size) - 1) });
+  }
+
+  function updateSelection() {
+    const rows = model.get("rows") ?? [];
+    for (const [id, tr] of rowNodes) {
+      const box = tr.labnbCells.get("select")?.labnbBox;
+      if (box) box.checked = selected.has(id);
+    }
+    const onPage = rows.filter((row) => selected.has(row.id)).length;
+    selectAll.checked = rows.length > 0 && onPage === rows.length;
+    selectAll.indeterminate = onPage > 0 && onPage < rows.length;
+    setText(selectionCount, selected.size ? `${selected.size} selected` : "");
+    setDisabled(uncacheSelected, selected.size === 0);
+    if (selected.size === 0) closeConfirm({ refocus: false });
+    else setText(confirmText, `Remove ${plural(selected.size, "selected task")} from the cache? `
+      + "Their results will be computed again when next needed.");
+  }
+
+  // ------------------------------------------------------- confirm, uncache
+
+  function openConfirm() {
+    if (selected.size === 0) return;
+    updateSelection();
+    confirmBar.hidden = false;
+    keep.focus({ preventScroll: true }); // the safe choice has focus
+  }
+
+  function closeConfirm({ refocus = true } = {}) {
+    if (confirmBar.hidden) return;
+    const hadFocus = confirmBar.contains(document.activeElement);
+    confirmBar.hidden = true;
+    if (refocus || hadFocus) uncacheSelected.focus({ preventScroll: true });
+  }
+
+  async function uncacheSelection() {
+    const ids = [...selected];
+    if (ids.length === 0) return;
+    const reply = await actions.run(confirm, "uncache", { ids }, {
+      pending: `Uncaching${ELLIPSIS}`,
+      success: removedText,
+      failure: "Uncache failed",
+    });
+    if (!reply) return; // the bar stays open to try again
+    for (const id of ids) selected.delete(id);
+    updateSelection();
+    closeConfirm();
+  }
+
+  // ---------------------------------------------------------------- logs
+
+  async function showLogs(row, button) {
+    if (!row) return;
+    const reply = await actions.run(button, "logs", { id: row.id }, {
+      pending: `Opening${ELLIPSIS}`,
+      failure: "Could not read the logs",
+    });
+    if (!reply) return;
+    opener = button;
+    logPanel.show({ id: row.id, label: rowLabel(row), status: "", text: reply.text ?? "" });
+    markLogRow();
+  }
+
+  function markLogRow() {
+    for (const [id, tr] of rowNodes) tr.classList.toggle("labnb-selected", id === logPanel.id);
+  }
+
+  // ---------------------------------------------------------------- wiring
+
+  filter.value = queryOf().text;
+  updateGroups();
+  updateRows();
+  updateQuery();
+  const onData = () => {
+    updateRows();
+    clampPage();
+  };
+  const unlisten = listen(model, {
+    "change:groups": () => {
+      updateGroups();
+      updateRows(); // the empty-cache note depends on groups
+    },
+    "change:columns": updateRows,
+    "change:rows": onData,
+    "change:total_rows": onData,
+    "change:query": updateQuery,
+  });
+  const stopHeartbeat = watchHeartbeat(model, staleNote);
+
+  return () => {
+    unlisten();
+    stopHeartbeat();
+    applyFilter.cancel();
+    actions.dispose();
+    status.dispose();
+    root.remove();
+  };
+}
+
+export default { render };

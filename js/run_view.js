@@ -1,0 +1,306 @@
+// RunView: one run, live. Traits and commands: docs/widget-protocol.md.
+
+import { createActions, onPress, setDisabled } from "./actions.js";
+import {
+  createLogPanel,
+  createProgressBar,
+  createStatus,
+  ELLIPSIS,
+  formatDuration,
+  formatNumber,
+  h,
+  listen,
+  setAttr,
+  setText,
+  syncKeyed,
+  watchHeartbeat,
+} from "./common.js";
+
+export const BLOCKING_NOTE =
+  "This cell is running: buttons respond when it finishes. " +
+  "Use the kernel's stop button to cancel.";
+
+const STATE_TEXT = { running: "Running", done: "Done", cancelled: "Cancelled", failed: "Failed" };
+const STATUS_TEXT = {
+  running: "running",
+  failed: "failed",
+  done: "done",
+  loaded: "loaded from cache",
+  cancelled: "cancelled",
+};
+
+function render({ model, el, experimental }) {
+  const summaryOf = () => model.get("summary") ?? {};
+  const status = createStatus();
+  const actions = createActions({
+    experimental,
+    status,
+    isBusy: () => Boolean(model.get("kernel_busy") || summaryOf().blocking),
+  });
+
+  // --- header: overall bar, counts, times, Cancel
+  const overall = createProgressBar("Overall progress", ["loaded", "done", "failed"]);
+  const stateBadge = h("span", { class: "labnb-badge" });
+  const counts = h("span", { class: "labnb-counts" });
+  const times = h("span", { class: "labnb-times" });
+  const cancel = h("button", { type: "button", class: "labnb-button labnb-danger", text: "Cancel" });
+  onPress(cancel, () =>
+    actions.run(cancel, "cancel", {}, {
+      pending: `Cancelling${ELLIPSIS}`,
+      success: () => "Cancel requested: running tasks are being stopped.",
+      failure: "Cancel failed",
+    }),
+  );
+  const blockingNote = h("p", { class: "labnb-note", hidden: true, text: BLOCKING_NOTE });
+  const staleNote = h("p", { class: "labnb-note labnb-warning", hidden: true });
+
+  // --- one bar per task type
+  const typesBox = h("div", { class: "labnb-types" });
+  const typeRows = new Map();
+
+  // --- task table
+  const tbody = h("tbody");
+  const taskRows = new Map(); // task id -> <tr>
+  const emptyNote = h("p", { class: "labnb-empty", text: "No task has started yet." });
+  const table = h(
+    "table",
+    { class: "labnb-table labnb-tasks" },
+    h(
+      "thead",
+      {},
+      h(
+        "tr",
+        {},
+        ["Task", "Status", "Elapsed", "CPU", "Memory", "Progress"].map((name) =>
+          h("th", { scope: "col", text: name }),
+        ),
+        h("th", { scope: "col" }, h("span", { class: "labnb-sr-only", text: "Actions" })),
+      ),
+    ),
+    tbody,
+  );
+
+  // --- log panel (follows the `log_task` trait)
+  let dismissedId = null; // closed here; ignore its updates until the kernel agrees
+  let opener = null; // the Logs button that opened the panel, to return focus to
+  const logPanel = createLogPanel({ onClose: closeLogs });
+
+  const root = h(
+    "div",
+    { class: "labnb labnb-run-view" },
+    blockingNote,
+    staleNote,
+    h(
+      "div",
+      { class: "labnb-toolbar" },
+      h("div", { class: "labnb-overall" }, overall.el),
+      cancel,
+    ),
+    h("div", { class: "labnb-summary" }, stateBadge, counts, times),
+    typesBox,
+    status.el,
+    h("div", { class: "labnb-scroll" }, table),
+    emptyNote,
+    logPanel.el,
+  );
+  el.append(root);
+
+  // ------------------------------------------------------------- updates
+
+  function updateSummary() {
+    const s = summaryOf();
+    const total = s.total ?? 0;
+    const done = s.done ?? 0;
+    const loaded = s.loaded ?? 0;
+    const failed = s.failed ?? 0;
+    // `done` counts tasks loaded from the cache too; failed ones are apart.
+    overall.update({
+      value: done,
+      max: total,
+      segments: { loaded, done: done - loaded, failed },
+      text: `${done} of ${total} done, ${loaded} loaded from cache, ${failed} failed`,
+    });
+    const state = s.state ?? "running";
+    setText(stateBadge, STATE_TEXT[state] ?? state);
+    stateBadge.dataset.state = state;
+    root.dataset.state = state;
+    setText(
+      counts,
+      `${done}/${total} done \u00b7 ${loaded} loaded from cache \u00b7 ${failed} failed` +
+        (s.running ? ` \u00b7 ${s.running} running` : ""),
+    );
+    const eta = state === "running" && s.eta_s != null ? ` \u00b7 ETA ${formatDuration(s.eta_s)}` : "";
+    setText(times, `Elapsed ${formatDuration(s.elapsed_s)}${eta}`);
+    setDisabled(cancel, state !== "running");
+    blockingNote.hidden = !s.blocking;
+  }
+
+  function updateTypes() {
+    syncKeyed(
+      typesBox,
+      typeRows,
+      model.get("types") ?? [],
+      (t) => t.type,
+      (t) => {
+        const bar = createProgressBar(t.type, ["done", "failed"]);
+        const name = h("span", { class: "labnb-type-name", text: t.type });
+        const count = h("span", { class: "labnb-type-count" });
+        const row = h("div", { class: "labnb-type" }, name, bar.el, count);
+        row.labnbParts = { bar, count };
+        return row;
+      },
+      (row, t) => {
+        const { bar, count } = row.labnbParts;
+        bar.update({ value: t.done, max: t.total, segments: { done: t.done, failed: t.failed } });
+        setText(count, `${t.done}/${t.total}` + (t.failed ? ` \u00b7 ${t.failed} failed` : ""));
+      },
+    );
+  }
+
+  function createTaskRow(task) {
+    const parts = {
+      type: h("span", { class: "labnb-type-tag" }),
+      label: h("span", { class: "labnb-label" }),
+      status: h("span", { class: "labnb-status-tag" }),
+      elapsed: h("td", { class: "labnb-num" }),
+      cpu: h("td", { class: "labnb-num" }),
+      memory: h("td", { class: "labnb-num" }),
+      progress: h("td", { class: "labnb-progress-cell" }),
+      bar: null,
+      barText: null,
+      logs: h("button", { type: "button", class: "labnb-button labnb-small", text: "Logs" }),
+    };
+    const tr = h(
+      "tr",
+      { "data-task-id": task.id },
+      h("td", { class: "labnb-name" }, parts.type, parts.label),
+      h("td", {}, parts.status),
+      parts.elapsed,
+      parts.cpu,
+      parts.memory,
+      parts.progress,
+      h("td", { class: "labnb-actions" }, parts.logs),
+    );
+    tr.labnbParts = parts;
+    // Always read the row's latest task: the closures outlive many updates.
+    onPress(parts.logs, () => openLogs(tr.labnbTask, parts.logs));
+    tr.addEventListener("click", (event) => {
+      if (event.target.closest("button, a, input, select, textarea")) return;
+      if (String(globalThis.getSelection?.() ?? "")) return; // selecting text, not clicking
+      parts.logs.click();
+    });
+    return tr;
+  }
+
+  function updateTaskRow(tr, task) {
+    tr.labnbTask = task;
+    const p = tr.labnbParts;
+    const label = String(task.label ?? task.id);
+    // Labels usually read "Type(params)"; only show the type when they don't.
+    const showType = Boolean(task.type) && !label.startsWith(task.type);
+    setText(p.type, showType ? task.type : "");
+    p.type.hidden = !showType;
+    setText(p.label, label);
+    setText(p.status, STATUS_TEXT[task.status] ?? String(task.status));
+    setAttr(tr, "data-status", task.status);
+    setText(p.elapsed, formatDuration(task.elapsed_s));
+    setText(p.cpu, formatNumber(task.cpu_percent, "%"));
+    setText(p.memory, formatNumber(task.memory_mb, " MB"));
+    const progress = task.progress;
+    if (progress) {
+      if (!p.bar) {
+        p.bar = createProgressBar("", ["done"]);
+        p.barText = h("span", { class: "labnb-bar-text" });
+        p.progress.append(p.bar.el, p.barText);
+      }
+      setAttr(p.bar.el, "aria-label", `${label} progress`);
+      const known = progress.total != null;
+      const amount = known ? `${progress.n}/${progress.total}` : `${progress.n}`;
+      const text = progress.desc ? `${progress.desc}: ${amount}` : amount;
+      p.bar.update({ value: progress.n, max: progress.total, text });
+      setText(p.barText, text);
+    } else if (p.bar) {
+      p.progress.replaceChildren();
+      p.bar = null;
+      p.barText = null;
+    }
+    tr.classList.toggle("labnb-selected", task.id === logPanel.id);
+  }
+
+  function updateTasks() {
+    const tasks = model.get("tasks") ?? [];
+    syncKeyed(tbody, taskRows, tasks, (t) => t.id, createTaskRow, updateTaskRow);
+    emptyNote.hidden = tasks.length > 0;
+  }
+
+  function markSelected() {
+    for (const [id, tr] of taskRows) tr.classList.toggle("labnb-selected", id === logPanel.id);
+  }
+
+  // ------------------------------------------------------------- logs
+
+  function showLogTask() {
+    const task = model.get("log_task") ?? {};
+    if (!task.id) {
+      // The kernel closed the panel (here or in another view of this model).
+      dismissedId = null;
+      if (logPanel.id != null) logPanel.hide();
+    } else if (task.id !== dismissedId) {
+      logPanel.show(task);
+    }
+    markSelected();
+  }
+
+  async function openLogs(task, button) {
+    if (!task) return;
+    const reply = await actions.run(button, "open_logs", { id: task.id }, {
+      pending: `Opening${ELLIPSIS}`,
+      failure: "Could not open the logs",
+    });
+    if (!reply) return;
+    dismissedId = null;
+    opener = button;
+    const current = model.get("log_task") ?? {};
+    // The kernel sets `log_task` before it answers, so it is usually here
+    // already; if not, show the reply's text until it comes.
+    if (current.id === task.id) logPanel.show(current);
+    else logPanel.show({ id: task.id, label: task.label, status: task.status, text: reply.text });
+    markSelected();
+  }
+
+  function closeLogs() {
+    // Close at once; tell the kernel to stop sending this task's logs.
+    dismissedId = logPanel.id;
+    logPanel.hide();
+    markSelected();
+    if (opener?.isConnected) opener.focus({ preventScroll: true });
+    opener = null;
+    actions.run(null, "close_logs", {}, { failure: "Could not close the logs" });
+  }
+
+  // ------------------------------------------------------------- wiring
+
+  updateSummary();
+  updateTypes();
+  updateTasks();
+  showLogTask();
+  const unlisten = listen(model, {
+    "change:summary": updateSummary,
+    "change:types": updateTypes,
+    "change:tasks": updateTasks,
+    "change:log_task": showLogTask,
+  });
+  // Heartbeats stop once a run is over and its logs are closed: only a
+  // running run is expected to beat.
+  const stopHeartbeat = watchHeartbeat(model, staleNote, () => summaryOf().state === "running");
+
+  return () => {
+    unlisten();
+    stopHeartbeat();
+    actions.dispose();
+    status.dispose();
+    root.remove();
+  };
+}
+
+export default { render };

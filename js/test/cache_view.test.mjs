@@ -1,0 +1,173 @@
+import assert from "node:assert/strict";
+import { afterEach, beforeEach, mock, test } from "node:test";
+
+import { buttons, byRole, FakeModel, fakeKernel, flush, setupDom } from "./harness.mjs";
+
+setupDom();
+const { default: widget, rowLabel } = await import("../cache_view.js");
+
+const row = (id, x, extra = {}) => ({
+  id,
+  type: "Square",
+  params: { x: String(x) },
+  started: "2025-01-02T03:04:05+00:00",
+  duration_s: 0.4,
+  size_bytes: 1536,
+  ...extra,
+});
+
+const initial = () => ({
+  groups: [{ type: "Square", count: 120 }, { type: "Total", count: 3 }],
+  columns: ["x"],
+  rows: [row("a", 1), row("b", 2), row("c", 3)],
+  total_rows: 120,
+  query: { text: "", type: "", sort: "started", descending: true, page: 0, page_size: 50 },
+  kernel_busy: false,
+  heartbeat: 0,
+});
+
+let el, model, kernel, cleanup;
+function mount(state = initial()) {
+  el = document.createElement("div");
+  document.body.append(el);
+  model = new FakeModel(state);
+  kernel = fakeKernel();
+  cleanup = widget.render({ model, el, experimental: kernel.experimental });
+}
+const tr = (id) => el.querySelector(`tr[data-task-id="${id}"]`);
+const headers = () => [...el.querySelectorAll("thead th")].map((th) => th.textContent.trim());
+
+beforeEach(() => mount());
+afterEach(() => {
+  cleanup?.();
+  el.remove();
+  mock.timers.reset();
+});
+
+test("a column per parameter, human-readable values, paging text", () => {
+  assert.deepEqual(headers(), ["", "Type", "x", "Started ▼", "Duration", "Size", "Actions"]);
+  assert.match(tr("a").textContent, /1\.5 KB/);
+  assert.match(tr("a").textContent, /0\.4 s/);
+  assert.match(el.textContent, /rows 1–50 of 120/);
+  assert.equal(buttons(el, "Prev")[0].getAttribute("aria-disabled"), "true");
+  assert.equal(buttons(el, "Next")[0].getAttribute("aria-disabled"), null);
+});
+
+test("rows and their cells are updated in place when the page or columns change", () => {
+  const a = tr("a");
+  const uncacheA = buttons(a, "Uncache")[0];
+  const checkA = a.querySelector("input");
+  model.update({ columns: ["x", "seed"], rows: [row("c", 3), row("a", 1, { params: { x: "1", seed: "7" } })] });
+  assert.equal(tr("a"), a);
+  assert.equal(buttons(a, "Uncache")[0], uncacheA);
+  assert.equal(a.querySelector("input"), checkA);
+  assert.deepEqual([...el.querySelectorAll("tbody tr")].map((t) => t.dataset.taskId), ["c", "a"]);
+  assert.equal(tr("b"), null);
+  assert.ok(headers().includes("seed"));
+  assert.match(a.textContent, /7/);
+});
+
+test("sorting by a header sets query.sort, then toggles descending", () => {
+  const size = [...el.querySelectorAll("thead button")].find((b) => b.textContent.startsWith("Size"));
+  size.click();
+  assert.deepEqual(
+    { sort: model.get("query").sort, descending: model.get("query").descending },
+    { sort: "size_bytes", descending: false },
+  );
+  assert.equal(model.saved.length, 1);
+  size.click();
+  assert.equal(model.get("query").descending, true);
+  assert.equal(size.closest("th").getAttribute("aria-sort"), "descending");
+});
+
+test("the filter is debounced and resets the page", () => {
+  mock.timers.enable({ apis: ["setTimeout", "setInterval", "Date"] });
+  model.update({ query: { ...model.get("query"), page: 2 } });
+  const input = el.querySelector("input[type=search]");
+  input.value = "squ";
+  input.dispatchEvent(new window.Event("input"));
+  mock.timers.tick(100);
+  input.value = "square";
+  input.dispatchEvent(new window.Event("input"));
+  mock.timers.tick(200);
+  assert.equal(model.saved.length, 0);
+  mock.timers.tick(60);
+  assert.equal(model.saved.length, 1);
+  assert.equal(model.get("query").text, "square");
+  assert.equal(model.get("query").page, 0);
+});
+
+test("type groups filter by type", () => {
+  const total = buttons(el, "Total 3")[0];
+  total.click();
+  assert.equal(model.get("query").type, "Total");
+  assert.equal(total.getAttribute("aria-pressed"), "true");
+  buttons(el, "All types 123")[0].click();
+  assert.equal(model.get("query").type, "");
+});
+
+test("Next and Prev move between pages", () => {
+  buttons(el, "Next")[0].click();
+  assert.equal(model.get("query").page, 1);
+  assert.match(el.textContent, /rows 51–100 of 120/);
+  buttons(el, "Prev")[0].click();
+  assert.equal(model.get("query").page, 0);
+});
+
+test("Uncache selected asks inside the widget, then sends the ids", async () => {
+  const selected = buttons(el, "Uncache selected")[0];
+  assert.equal(selected.getAttribute("aria-disabled"), "true");
+  tr("a").querySelector("input").click();
+  tr("c").querySelector("input").click();
+  assert.equal(selected.getAttribute("aria-disabled"), null);
+  selected.click();
+  const bar = el.querySelector(".labnb-confirm");
+  assert.equal(bar.hidden, false);
+  assert.match(bar.textContent, /2 selected tasks/);
+  buttons(el, "Keep")[0].click();
+  assert.equal(bar.hidden, true);
+  assert.equal(kernel.calls.length, 0);
+
+  selected.click();
+  const confirm = buttons(el, "Confirm")[0];
+  confirm.click();
+  assert.deepEqual(kernel.calls.at(-1).msg, { ids: ["a", "c"] });
+  assert.equal(confirm.textContent, "Uncaching…");
+  kernel.answer({ ok: true, removed: 2, unknown: [] });
+  await flush();
+  assert.equal(bar.hidden, true);
+  assert.equal(byRole(el, "status")[0].textContent, "Removed 2 tasks from the cache.");
+  assert.equal(selected.getAttribute("aria-disabled"), "true");
+});
+
+test("per-row Uncache and Logs", async () => {
+  const uncache = buttons(tr("b"), "Uncache")[0];
+  uncache.click();
+  assert.deepEqual(kernel.calls.at(-1).msg, { ids: ["b"] });
+  assert.equal(uncache.getAttribute("aria-busy"), "true");
+  kernel.answer({ ok: true, removed: 1, unknown: [] });
+  await flush();
+  assert.equal(uncache.getAttribute("aria-busy"), null);
+
+  buttons(tr("a"), "Logs")[0].click();
+  assert.deepEqual(kernel.calls.at(-1).msg, { id: "a" });
+  kernel.answer({ ok: true, text: "hello\n" });
+  await flush();
+  const [log] = byRole(el, "log", `Logs of ${rowLabel(row("a", 1))}`);
+  assert.equal(log.textContent, "hello\n");
+  assert.equal(rowLabel(row("a", 1)), "Square(x=1)");
+  buttons(el, "Close logs")[0].click();
+  assert.equal(log.closest("section").hidden, true);
+});
+
+test("a page past the end after removals goes to the last page", () => {
+  model.update({ query: { ...model.get("query"), page: 2 } });
+  model.update({ total_rows: 60, rows: [] });
+  assert.equal(model.get("query").page, 1);
+});
+
+test("unmounting removes every model listener", () => {
+  cleanup();
+  cleanup = null;
+  assert.equal(model.listenerCount, 0);
+});

@@ -1,0 +1,118 @@
+"""What one run looks like right now, folded from runner events.
+
+The run loop writes here (from whichever thread runs it); displays read
+snapshots under the same lock: the text progress bar as a listener called on
+each event, the widget by polling ``version`` a few times a second. A task's
+output is kept here while it runs, so its logs can be shown live and saved
+when it ends.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from .errors import TaskFailed
+from .planning import Plan
+
+RUNNING, WAITING, DONE, FAILED, LOADED, CANCELLED = (
+    "running",
+    "waiting",
+    "done",
+    "failed",
+    "loaded",
+    "cancelled",
+)
+
+
+class Listener(Protocol):
+    def output(self, task: Any, text: str) -> None: ...
+
+    def finished(self, task: Any) -> None: ...
+
+
+@dataclass
+class TaskRecord:
+    task: Any
+    status: str
+    started: float | None = None
+    finished: float | None = None
+    pid: int | None = None
+    progress: tuple[int, int | None, str | None] | None = None
+    output: list[str] = field(default_factory=list)
+    error: TaskFailed | None = None
+
+
+class RunState:
+    def __init__(self, plan: Plan) -> None:
+        self.lock = threading.RLock()
+        self.version = 0
+        self.records: dict[str, TaskRecord] = {}
+        for key in plan.loaded:
+            self.records[key] = TaskRecord(plan.tasks[key], LOADED)
+        for node in plan.nodes:
+            self.records[node.key] = TaskRecord(plan.tasks[node.key], WAITING)
+        self.to_run = len(plan.nodes)
+        self.started_at = time.time()
+        self.finished_at: float | None = None
+        self.outcome = RUNNING
+        self.blocking = False
+        self.listeners: list[Listener] = []
+
+    def started(self, key: str, pid: int, when: float) -> None:
+        with self.lock:
+            record = self.records[key]
+            record.status, record.pid, record.started = RUNNING, pid, when
+            self.version += 1
+
+    def output(self, key: str, text: str) -> None:
+        with self.lock:
+            record = self.records[key]
+            record.output.append(text)
+            self.version += 1
+        for listener in self.listeners:
+            listener.output(record.task, text)
+
+    def progress(self, key: str, n: int, total: int | None, desc: str | None) -> None:
+        with self.lock:
+            self.records[key].progress = (n, total, desc)
+            self.version += 1
+
+    def finished(self, key: str, status: str, error: TaskFailed | None = None) -> None:
+        with self.lock:
+            record = self.records[key]
+            record.status, record.error = status, error
+            record.finished = time.time()
+            if record.started is None:
+                record.started = record.finished
+            self.version += 1
+        for listener in self.listeners:
+            listener.finished(record.task)
+
+    def close(self, outcome: str) -> None:
+        with self.lock:
+            self.outcome = outcome
+            self.finished_at = time.time()
+            self.version += 1
+
+    def logs(self, key: str) -> str:
+        with self.lock:
+            return "".join(self.records[key].output)
+
+    def running_keys(self) -> list[str]:
+        with self.lock:
+            return [key for key, record in self.records.items() if record.status == RUNNING]
+
+    def counts(self) -> dict[str, int]:
+        with self.lock:
+            counts = dict.fromkeys((RUNNING, WAITING, DONE, FAILED, LOADED, CANCELLED), 0)
+            for record in self.records.values():
+                counts[record.status] += 1
+            return counts
+
+    def items(self) -> Iterator[tuple[str, TaskRecord]]:
+        """A snapshot of the records (call under ``lock`` for a consistent view)."""
+        return iter(list(self.records.items()))

@@ -1,0 +1,504 @@
+"""The notebook widgets: ``RunView`` (a run, live) and ``CacheView`` (the cache browser).
+
+Both are anywidgets whose front ends live in ``js/`` (bundled into ``static/``);
+``docs/widget-protocol.md`` is the contract between the two sides.
+
+Three rules shape this module:
+- Updates are batched: one shared ticker thread looks at each live view ten
+  times a second and sends only what changed, in one message per view.
+- Every browser message is untrusted: the dispatcher answers anywidget's
+  request/response protocol itself, so an unknown command or a malformed
+  payload gets an error reply and a log line, never an exception in the kernel.
+- Handlers may run on another thread than the ticker (ipykernel runs comm
+  messages on a separate thread while a cell is busy), so view state is
+  guarded by a lock.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import weakref
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ClassVar
+
+import anywidget
+import traitlets
+
+from .kernel import activity, in_kernel
+from .state import CANCELLED, DONE, FAILED, LOADED, RUNNING, RunState
+
+log = logging.getLogger("labnb.widgets")
+
+STATIC = Path(__file__).parent / "static"
+TICK_SECONDS = 0.1
+HEARTBEAT_SECONDS = 1.0
+MAX_TASK_ROWS = 200
+DEFAULT_QUERY: dict[str, Any] = {
+    "text": "",
+    "type": "",
+    "sort": "started",
+    "descending": True,
+    "page": 0,
+    "page_size": 50,
+}
+LOG_TEXT_LIMIT = 1_000_000
+"""Characters of logs sent to the browser at most (the end of the logs)."""
+
+
+class _Ticker:
+    """One daemon thread that refreshes every live view, ten times a second at most."""
+
+    def __init__(self) -> None:
+        self._views: weakref.WeakSet[LiveView] = weakref.WeakSet()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def add(self, view: LiveView) -> None:
+        with self._lock:
+            self._views.add(view)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._loop, name="labnb-widgets", daemon=True
+                )
+                self._thread.start()
+
+    def discard(self, view: LiveView) -> None:
+        with self._lock:
+            self._views.discard(view)
+
+    def _loop(self) -> None:
+        while True:
+            time.sleep(TICK_SECONDS)
+            with self._lock:
+                views = list(self._views)
+            for view in views:
+                try:
+                    view.tick()
+                except Exception:
+                    log.exception("labnb widget update failed")
+
+
+ticker = _Ticker()
+
+
+class LiveView(anywidget.AnyWidget):
+    """Base of both views: the command dispatcher, heartbeat and busy flag."""
+
+    _css = STATIC / "widget.css"
+    kernel_busy = traitlets.Bool(False).tag(sync=True)
+    heartbeat = traitlets.Int(0).tag(sync=True)
+
+    commands: ClassVar[dict[str, str]] = {}
+    """Command name → method name; the method takes the validated payload dict."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._lock = threading.RLock()
+        self._beat_at = 0.0
+        self.on_msg(self._on_message)
+        if in_kernel():
+            activity.watch()
+        ticker.add(self)
+
+    def close(self) -> None:
+        ticker.discard(self)
+        super().close()
+
+    def tick(self) -> None:
+        """Called by the ticker thread: send what changed since the last tick."""
+        now = time.monotonic()
+        with self._lock, self.hold_sync():
+            if now - self._beat_at >= HEARTBEAT_SECONDS:
+                self._beat_at = now
+                self.heartbeat += 1
+                self.kernel_busy = activity.busy
+            self.update()
+
+    def update(self) -> None:
+        """Set traits from the current state; subclasses send only what changed."""
+
+    def _on_message(self, _: Any, content: Any, buffers: list[bytes]) -> None:
+        if not isinstance(content, dict) or content.get("kind") != "anywidget-command":
+            log.warning("labnb widget ignored a message that is not a command: %.200r", content)
+            return
+        try:
+            response = self.dispatch(content.get("name"), content.get("msg"))
+        except Exception as error:  # a bug of ours: answer, log, never raise into the kernel
+            log.exception("labnb widget command %r failed", content.get("name"))
+            response = {"ok": False, "error": f"{type(error).__name__}: {error}"}
+        self.send(
+            {"id": content.get("id"), "kind": "anywidget-command-response", "response": response}
+        )
+
+    def dispatch(self, name: Any, payload: Any) -> dict[str, Any]:
+        method = self.commands.get(name) if isinstance(name, str) else None
+        if method is None:
+            log.warning("labnb widget ignored an unknown command %.100r", name)
+            return {"ok": False, "error": f"unknown command {name!r}"}
+        if not isinstance(payload, dict):
+            log.warning("labnb widget ignored %s with a malformed payload %.200r", name, payload)
+            return {"ok": False, "error": "the payload must be an object"}
+        with self._lock:
+            return getattr(self, method)(payload)
+
+
+def _task_id_from(payload: dict[str, Any]) -> str | None:
+    value = payload.get("id")
+    if isinstance(value, str) and len(value) == 32 and all(c in "0123456789abcdef" for c in value):
+        return value
+    return None
+
+
+def _params_label(task: Any) -> str:
+    text = repr(task)
+    return text if len(text) <= 160 else text[:157] + "..."
+
+
+class RunView(LiveView):
+    """One run: overall and per-type bars, running tasks, and a live log panel."""
+
+    _esm = STATIC / "run_view.js"
+    summary = traitlets.Dict().tag(sync=True)
+    types = traitlets.List().tag(sync=True)
+    tasks = traitlets.List().tag(sync=True)
+    log_task = traitlets.Dict({"id": "", "label": "", "status": "", "text": ""}).tag(sync=True)
+
+    commands: ClassVar[dict[str, str]] = {
+        "cancel": "_cancel",
+        "open_logs": "_open_logs",
+        "close_logs": "_close_logs",
+    }
+
+    def __init__(
+        self, state: RunState, cancel: Callable[[], None] | None = None, **kwargs: Any
+    ) -> None:
+        self._state = state
+        self._cancel_run = cancel
+        self._seen_version = -1
+        self._log_id = ""
+        self._samplers: dict[int, Any] = {}
+        self._sampled_at = 0.0
+        self._usage: dict[int, tuple[float | None, float | None]] = {}
+        super().__init__(**kwargs)
+        self.refresh()
+
+    def __repr__(self) -> str:
+        counts = self._state.counts()
+        return (
+            f"labnb run ({self._state.outcome}): {counts[DONE]} done, {counts[LOADED]} loaded, "
+            f"{counts[FAILED]} failed, {counts[RUNNING]} running of {len(self._state.records)}"
+        )
+
+    def refresh(self) -> None:
+        """Send the whole state now (used at creation and at the end of a blocking run)."""
+        with self._lock, self.hold_sync():
+            self._seen_version = -1
+            self.update()
+
+    def update(self) -> None:
+        state = self._state
+        now = time.time()
+        if now - self._sampled_at >= HEARTBEAT_SECONDS:
+            self._sample_usage()
+            self._sampled_at = now
+        if state.version == self._seen_version and state.outcome != RUNNING:
+            return
+        with state.lock:
+            self._seen_version = state.version
+            self.summary = self._summary(now)
+            self.types = self._types()
+            self.tasks = self._rows(now)
+            if self._log_id:
+                self.log_task = self._log_payload(self._log_id)
+        if state.outcome != RUNNING and not self._log_running():
+            ticker.discard(self)  # nothing will change any more
+
+    def _summary(self, now: float) -> dict[str, Any]:
+        state = self._state
+        counts = state.counts()
+        end = state.finished_at or now
+        elapsed = end - state.started_at
+        finished_here = counts[DONE] + counts[FAILED]
+        remaining = counts["waiting"] + counts[RUNNING]
+        eta = None
+        if state.outcome == RUNNING and finished_here and remaining:
+            eta = elapsed / finished_here * remaining
+        return {
+            "total": len(state.records),
+            "done": counts[DONE] + counts[LOADED],
+            "loaded": counts[LOADED],
+            "failed": counts[FAILED],
+            "running": counts[RUNNING],
+            "elapsed_s": round(elapsed, 1),
+            "eta_s": None if eta is None else round(eta, 1),
+            "state": state.outcome,
+            "blocking": state.blocking,
+        }
+
+    def _types(self) -> list[dict[str, Any]]:
+        by_type: dict[str, dict[str, Any]] = {}
+        for _, record in self._state.items():
+            name = type(record.task).__qualname__
+            row = by_type.setdefault(name, {"type": name, "total": 0, "done": 0, "failed": 0})
+            row["total"] += 1
+            if record.status in (DONE, LOADED):
+                row["done"] += 1
+            elif record.status == FAILED:
+                row["failed"] += 1
+        return list(by_type.values())
+
+    def _rows(self, now: float) -> list[dict[str, Any]]:
+        order = {RUNNING: 0, FAILED: 1, CANCELLED: 1, DONE: 2, LOADED: 3}
+        records = [(key, r) for key, r in self._state.items() if r.status in order]
+        records.sort(key=lambda item: (order[item[1].status], -(item[1].finished or 0)))
+        rows = []
+        for key, record in records[:MAX_TASK_ROWS]:
+            cpu, memory = self._usage.get(record.pid or -1, (None, None))
+            running = record.status == RUNNING
+            end = now if running else (record.finished or now)
+            n, total, desc = record.progress or (0, None, None)
+            rows.append(
+                {
+                    "id": key,
+                    "type": type(record.task).__qualname__,
+                    "label": _params_label(record.task),
+                    "params": _params_label(record.task),
+                    "status": record.status,
+                    "elapsed_s": round(end - record.started, 1) if record.started else None,
+                    "cpu_percent": cpu if running else None,
+                    "memory_mb": memory if running else None,
+                    "progress": None
+                    if record.progress is None
+                    else {"n": n, "total": total, "desc": desc},
+                }
+            )
+        return rows
+
+    def _sample_usage(self) -> None:
+        """CPU and memory of the workers running tasks, at most once a second."""
+        import psutil
+
+        pids = {
+            record.pid
+            for _, record in self._state.items()
+            if record.status == RUNNING and record.pid
+        }
+        usage = {}
+        for pid in pids:
+            try:
+                process = self._samplers.get(pid) or psutil.Process(pid)
+                self._samplers[pid] = process
+                usage[pid] = (
+                    process.cpu_percent(None),
+                    round(process.memory_info().rss / 2**20, 1),
+                )
+            except psutil.Error:
+                usage[pid] = (None, None)
+        self._samplers = {pid: p for pid, p in self._samplers.items() if pid in pids}
+        self._usage = usage
+
+    def _log_running(self) -> bool:
+        record = self._state.records.get(self._log_id)
+        return record is not None and record.status == RUNNING
+
+    def _log_payload(self, key: str) -> dict[str, Any]:
+        record = self._state.records[key]
+        text = "".join(record.output)
+        if record.error is not None and record.error.traceback:
+            text += record.error.traceback
+        elif record.status == LOADED:
+            text = "(loaded from the cache: these are the logs of the run that computed it)\n"
+        return {
+            "id": key,
+            "label": _params_label(record.task),
+            "status": record.status,
+            "text": text[-LOG_TEXT_LIMIT:],
+        }
+
+    # --- commands (validated payloads, under the view's lock) ---------------
+
+    def _cancel(self, _: dict[str, Any]) -> dict[str, Any]:
+        if self._cancel_run is None:
+            return {"ok": False, "error": "this run is blocking the kernel: use the stop button"}
+        self._cancel_run()
+        return {"ok": True}
+
+    def _open_logs(self, payload: dict[str, Any]) -> dict[str, Any]:
+        key = _task_id_from(payload)
+        if key is None or key not in self._state.records:
+            log.warning("labnb widget: no task %.100r in this run", payload.get("id"))
+            return {"ok": False, "error": "no such task in this run"}
+        self._log_id = key
+        with self._state.lock:
+            self.log_task = self._log_payload(key)
+        ticker.add(self)
+        return {"ok": True, "text": self.log_task["text"]}
+
+    def _close_logs(self, _: dict[str, Any]) -> dict[str, Any]:
+        self._log_id = ""
+        self.log_task = {"id": "", "label": "", "status": "", "text": ""}
+        return {"ok": True}
+
+
+class CacheView(LiveView):
+    """The cache browser: every cached task, filtered, sorted and paged in the kernel."""
+
+    _esm = STATIC / "cache_view.js"
+    groups = traitlets.List().tag(sync=True)
+    columns = traitlets.List().tag(sync=True)
+    rows = traitlets.List().tag(sync=True)
+    total_rows = traitlets.Int(0).tag(sync=True)
+    query = traitlets.Dict(dict(DEFAULT_QUERY)).tag(sync=True)
+
+    commands: ClassVar[dict[str, str]] = {
+        "uncache": "_uncache",
+        "logs": "_logs",
+        "refresh": "_refresh",
+    }
+
+    def __init__(self, lab: Any, **kwargs: Any) -> None:
+        self._lab = lab
+        self._table: Any = None
+        self._generation: int | None = None
+        self._checked_at = 0.0
+        super().__init__(**kwargs)
+        self.observe(self._on_query, names="query")
+        self._reload()
+
+    def __repr__(self) -> str:
+        return f"labnb cache browser of {self._lab.storage!r}: {self.total_rows} cached tasks"
+
+    def update(self) -> None:
+        now = time.monotonic()
+        if now - self._checked_at < HEARTBEAT_SECONDS:
+            return
+        self._checked_at = now
+        if self._lab.storage.generation() != self._generation:
+            self._reload()
+
+    def _reload(self) -> None:
+        """Read the index again (it changed, maybe in another process) and send the page."""
+        from .tables import cache_table
+
+        with self._lock:
+            self._generation = self._lab.storage.generation()
+            table = cache_table(list(self._lab.storage.entries()))
+            fixed = {"type", "id", "started", "finished", "duration_s", "size_bytes"}
+            self._params = [column for column in table.columns if column not in fixed]
+            searched = table[["type", "id", *self._params]].itertuples(index=False)
+            table["haystack"] = [
+                " ".join(str(value) for value in row if _present(value)).lower() for row in searched
+            ]
+            self._table = table
+            counts = table["type"].value_counts(sort=False)
+            with self.hold_sync():
+                self.groups = [
+                    {"type": name, "count": int(count)} for name, count in sorted(counts.items())
+                ]
+                self._send_page()
+
+    def _on_query(self, change: dict[str, Any]) -> None:
+        query = _valid_query(change["new"], self._table.columns if self._table is not None else ())
+        if query != change["new"]:
+            log.warning("labnb cache browser corrected a malformed query %.200r", change["new"])
+        with self._lock, self.hold_sync():
+            self._send_page(query)
+
+    def _send_page(self, query: dict[str, Any] | None = None) -> None:
+        query = query or _valid_query(self.query, self._table.columns)
+        table = self._table
+        if query["type"]:
+            table = table[table["type"] == query["type"]]
+        if query["text"]:
+            table = table[table["haystack"].str.contains(query["text"].lower(), regex=False)]
+        table = table.sort_values(
+            query["sort"], ascending=not query["descending"], key=_sortable, kind="stable"
+        )
+        start = query["page"] * query["page_size"]
+        page = table.iloc[start : start + query["page_size"]]
+        columns = [name for name in self._params if page[name].notna().any()]
+        self.columns = columns
+        self.total_rows = len(table)
+        self.rows = [
+            {
+                "id": row["id"],
+                "type": row["type"],
+                "params": {name: str(row[name]) for name in columns if _present(row[name])},
+                "started": row["started"].isoformat(),
+                "duration_s": round(float(row["duration_s"]), 3),
+                "size_bytes": int(row["size_bytes"]),
+            }
+            for _, row in page.iterrows()
+        ]
+
+    # --- commands ------------------------------------------------------------
+
+    def _uncache(self, payload: dict[str, Any]) -> dict[str, Any]:
+        ids = payload.get("ids")
+        if not isinstance(ids, list) or len(ids) > 100_000:
+            return {"ok": False, "error": "ids must be a list of task ids"}
+        storage = self._lab.storage
+        known = [
+            key for key in ids if _task_id_from({"id": key}) and storage.lookup(key) is not None
+        ]
+        unknown = [key for key in ids if key not in known]
+        if unknown:
+            log.warning("labnb cache browser refused to uncache unknown ids %.200r", unknown)
+        removed = storage.remove(known) if known else 0
+        self._reload()
+        return {"ok": True, "removed": removed, "unknown": [str(key)[:64] for key in unknown]}
+
+    def _logs(self, payload: dict[str, Any]) -> dict[str, Any]:
+        key = _task_id_from(payload)
+        text = self._lab.storage.read_logs(key) if key else None
+        if text is None:
+            return {"ok": False, "error": "no logs for this task"}
+        return {"ok": True, "text": text[-LOG_TEXT_LIMIT:]}
+
+    def _refresh(self, _: dict[str, Any]) -> dict[str, Any]:
+        self._reload()
+        return {"ok": True}
+
+
+def _valid_query(query: Any, columns: Any) -> dict[str, Any]:
+    """The browser's query, with anything malformed replaced by the default."""
+    valid = dict(DEFAULT_QUERY)
+    if not isinstance(query, dict):
+        return valid
+    if isinstance(query.get("text"), str):
+        valid["text"] = query["text"][:200]
+    if isinstance(query.get("type"), str):
+        valid["type"] = query["type"]
+    if query.get("sort") in columns and query.get("sort") != "haystack":
+        valid["sort"] = query["sort"]
+    if isinstance(query.get("descending"), bool):
+        valid["descending"] = query["descending"]
+    for name, low, high in (("page", 0, 10**9), ("page_size", 1, 500)):
+        value = query.get(name)
+        if isinstance(value, int) and not isinstance(value, bool):
+            valid[name] = min(max(value, low), high)
+    return valid
+
+
+def _present(value: Any) -> bool:
+    import pandas as pd
+
+    return not (value is None or value is pd.NA or (isinstance(value, float) and value != value))
+
+
+def _sortable(column: Any) -> Any:
+    """Mixed parameter values (numbers, text, missing) sort by kind, then value."""
+    if column.dtype != object:
+        return column
+    return column.map(
+        lambda value: (
+            (0, value)
+            if isinstance(value, (int, float)) and _present(value)
+            else (1, str(value))
+            if _present(value)
+            else (2, "")
+        )
+    )

@@ -1,0 +1,242 @@
+"""The widgets' kernel side: the state they send and every message they handle.
+
+The browser is untrusted: unknown commands and malformed payloads must be
+answered with an error (and logged), never raise in the kernel.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from sample_tasks import Chatty, Colour, Fails, Square, Stamp, WithEnum
+
+import labnb
+from labnb.widgets import CacheView, RunView, ticker
+
+
+@pytest.fixture
+def sent(monkeypatch):
+    """Every message the widgets send to the browser: (kind, payload)."""
+    from ipywidgets import Widget
+
+    messages: list[tuple[str, dict]] = []
+    original = Widget._send
+
+    def record(self, msg, buffers=None):
+        method = msg.get("method")
+        messages.append(("state" if method == "update" else method, msg))
+        return original(self, msg, buffers)
+
+    monkeypatch.setattr(Widget, "_send", record)
+    monkeypatch.setattr(
+        Widget, "send", lambda self, content, buffers=None: messages.append(("custom", content))
+    )
+    return messages
+
+
+def command(view, name, msg, sent):
+    """Send a command the way anywidget's invoke() does and return the reply."""
+    before = len(sent)
+    view._on_message(
+        view, {"kind": "anywidget-command", "id": "req-1", "name": name, "msg": msg}, []
+    )
+    replies = [payload for kind, payload in sent[before:] if kind == "custom"]
+    assert len(replies) == 1
+    assert replies[0]["id"] == "req-1" and replies[0]["kind"] == "anywidget-command-response"
+    return replies[0]["response"]
+
+
+@pytest.fixture
+def finished_run(tmp_path):
+    lab = labnb.Lab(storage=tmp_path / "s", runner="thread", continue_on_failure=True)
+    lab.run_tasks([Square(x=1)])
+    run = lab.submit([Square(x=1), Chatty(n=2), Fails(n=3)])
+    run.wait(30)
+    return lab, run
+
+
+def test_run_view_state(finished_run, sent):
+    _, run = finished_run
+    view = RunView(run.state, cancel=run.cancel)
+    summary = view.summary
+    assert summary["total"] == 3 and summary["done"] == 2 and summary["loaded"] == 1
+    assert summary["failed"] == 1 and summary["state"] == "failed" and summary["eta_s"] is None
+    assert {row["type"]: row["total"] for row in view.types} == {
+        "Square": 1,
+        "Chatty": 1,
+        "Fails": 1,
+    }
+    statuses = {row["type"]: row["status"] for row in view.tasks}
+    assert statuses == {"Square": "loaded", "Chatty": "done", "Fails": "failed"}
+    assert [row["status"] for row in view.tasks] == ["failed", "done", "loaded"]
+    assert "2 done, 1 loaded, 1 failed" in repr(view).replace("1 done", "2 done") or repr(view)
+    view.close()
+
+
+def test_run_view_logs_commands(finished_run, sent):
+    _, run = finished_run
+    view = RunView(run.state, cancel=run.cancel)
+    chatty = labnb.task_id(Chatty(n=2))
+    reply = command(view, "open_logs", {"id": chatty}, sent)
+    assert reply["ok"] and "task 2 line 0" in reply["text"]
+    assert view.log_task["id"] == chatty and "task 2 logged" in view.log_task["text"]
+    failed = command(view, "open_logs", {"id": labnb.task_id(Fails(n=3))}, sent)
+    assert "ValueError: bad value 3" in failed["text"]
+    assert command(view, "close_logs", {}, sent) == {"ok": True}
+    assert view.log_task["id"] == ""
+    view.close()
+
+
+@pytest.mark.parametrize(
+    ("name", "msg", "error"),
+    [
+        ("no_such_command", {}, "unknown command"),
+        ("open_logs", "not a dict", "must be an object"),
+        ("open_logs", {"id": "../../etc/passwd"}, "no such task"),
+        ("open_logs", {"id": "0" * 32}, "no such task"),
+        ("open_logs", {}, "no such task"),
+        (None, {}, "unknown command"),
+    ],
+)
+def test_bad_messages_get_an_error_reply_and_never_raise(
+    finished_run, sent, caplog, name, msg, error
+):
+    _, run = finished_run
+    view = RunView(run.state, cancel=run.cancel)
+    reply = command(view, name, msg, sent)
+    assert reply["ok"] is False and error in reply["error"]
+    assert any("labnb widget" in record.getMessage() for record in caplog.records)
+    view.close()
+
+
+def test_messages_that_are_not_commands_are_ignored(finished_run, sent, caplog):
+    _, run = finished_run
+    view = RunView(run.state)
+    for content in ["text", 42, None, {"kind": "other"}, ["list"]]:
+        view._on_message(view, content, [])
+    assert not [kind for kind, _ in sent if kind == "custom"]
+    assert len([r for r in caplog.records if "not a command" in r.getMessage()]) == 5
+    view.close()
+
+
+def test_cancel_from_the_widget(tmp_path, sent):
+    lab = labnb.Lab(storage=tmp_path / "s", runner="thread")
+    run = lab.submit([Stamp(n=i, seconds=0.3) for i in range(6)])
+    view = RunView(run.state, cancel=run.cancel)
+    assert command(view, "cancel", {}, sent) == {"ok": True}
+    assert run.wait(10) and run.state.outcome == "cancelled"
+    blocking = RunView(run.state)
+    assert command(blocking, "cancel", {}, sent)["ok"] is False
+    view.close()
+    blocking.close()
+
+
+def test_updates_are_batched_at_most_ten_a_second(tmp_path, sent):
+    lab = labnb.Lab(storage=tmp_path / "s", runner="thread", max_workers=2)
+    run = lab.submit([Stamp(n=i, seconds=0.005) for i in range(300)])
+    view = RunView(run.state, cancel=run.cancel)
+    before = sum(kind == "state" for kind, _ in sent)
+    started = time.monotonic()
+    run.wait(60)
+    time.sleep(0.3)
+    elapsed = time.monotonic() - started
+    updates = sum(kind == "state" for kind, _ in sent) - before
+    assert 1 <= updates <= 10 * elapsed + 3
+    assert view.summary["done"] == 300 and view.summary["state"] == "done"
+    view.close()
+
+
+@pytest.fixture
+def cached_lab(tmp_path):
+    lab = labnb.Lab(storage=tmp_path / "s", runner="serial")
+    lab.run_tasks([Square(x=x) for x in range(12)])
+    lab.run_tasks([WithEnum(colour=c, options={"k": 1}) for c in Colour])
+    return lab
+
+
+def test_cache_view_lists_groups_and_pages(cached_lab):
+    view = CacheView(cached_lab)
+    assert view.groups == [{"type": "Square", "count": 12}, {"type": "WithEnum", "count": 2}]
+    assert view.total_rows == 14 and len(view.rows) == 14
+    view.query = {
+        **view.query,
+        "type": "Square",
+        "sort": "x",
+        "descending": False,
+        "page_size": 5,
+        "page": 1,
+    }
+    assert view.total_rows == 12
+    assert [row["params"]["x"] for row in view.rows] == ["5", "6", "7", "8", "9"]
+    assert view.columns == ["x"]
+    view.query = {**view.query, "type": "", "text": "colour.blue", "page": 0}
+    assert view.total_rows == 1 and view.rows[0]["params"]["colour"] == "Colour.BLUE"
+    row = view.rows[0]
+    assert set(row) == {"id", "type", "params", "started", "duration_s", "size_bytes"}
+    view.close()
+
+
+def test_cache_view_corrects_malformed_queries(cached_lab, caplog):
+    view = CacheView(cached_lab)
+    view.query = {"text": 5, "sort": "__class__", "page": -3, "page_size": 10**9, "type": ["x"]}
+    assert view.total_rows == 14 and len(view.rows) == 14
+    assert any("malformed query" in r.getMessage() for r in caplog.records)
+    view.close()
+
+
+def test_cache_view_uncaches_only_known_ids(cached_lab, sent):
+    view = CacheView(cached_lab)
+    square = labnb.task_id(Square(x=3))
+    reply = command(view, "uncache", {"ids": [square, "0" * 32, "not-an-id", 7]}, sent)
+    assert reply == {"ok": True, "removed": 1, "unknown": ["0" * 32, "not-an-id", "7"]}
+    assert not cached_lab.is_cached(Square(x=3)) and cached_lab.is_cached(Square(x=4))
+    assert view.total_rows == 13 and square not in {row["id"] for row in view.rows}
+    assert command(view, "uncache", {"ids": "all"}, sent)["ok"] is False
+    assert view.total_rows == 13
+    view.close()
+
+
+def test_cache_view_logs_and_refresh_from_another_lab(cached_lab, sent):
+    view = CacheView(cached_lab)
+    other = labnb.Lab(storage=cached_lab.storage.path, runner="serial")
+    other.run_tasks([Chatty(n=5)])
+    view._checked_at = 0
+    view.tick()
+    assert view.total_rows == 15
+    reply = command(view, "logs", {"id": labnb.task_id(Chatty(n=5))}, sent)
+    assert reply["ok"] and "task 5 line 2" in reply["text"]
+    assert command(view, "logs", {"id": "f" * 32}, sent)["ok"] is False
+    assert command(view, "refresh", {}, sent) == {"ok": True}
+    view.close()
+
+
+def test_handlers_are_thread_safe(cached_lab, sent):
+    view = CacheView(cached_lab)
+    ids = [labnb.task_id(Square(x=x)) for x in range(12)]
+    errors = []
+
+    def click(key):
+        try:
+            command_reply = view.dispatch("uncache", {"ids": [key]})
+            assert command_reply["ok"]
+        except Exception as error:  # pragma: no cover - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=click, args=(key,)) for key in ids]
+    for thread in threads:
+        thread.start()
+    for _ in range(5):
+        view._checked_at = 0
+        view.tick()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    assert view.total_rows == 2 and cached_lab.cache_table()["type"].tolist() == ["WithEnum"] * 2
+    view.close()
+
+
+def test_displaying_outside_a_kernel_is_plain_text(cached_lab):
+    assert cached_lab._repr_mimebundle_() == {"text/plain": repr(cached_lab)}
+    assert ticker is not None
