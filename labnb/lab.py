@@ -55,6 +55,11 @@ class Lab:
         notebook: bool | None = None,
         runner: str | Runner = "process",
     ) -> None:
+        if max_workers is not None and (not isinstance(max_workers, int) or max_workers < 1):
+            raise ValueError(f"max_workers must be a positive int or None, not {max_workers!r}")
+        self.max_workers = max_workers or os.cpu_count() or 1
+        # First: a process runner starts its forkserver now, which boots while storage opens.
+        self.runner = _make_runner(runner, self.max_workers)
         if storage is _DEFAULT:
             print(
                 f"labnb: caching results in ./{DEFAULT_STORAGE} (choose with Lab(storage=...))",
@@ -67,14 +72,10 @@ class Lab:
             storage = LocalStorage(storage)
         elif not isinstance(storage, Storage):
             raise StorageError(f"storage must be a path, None or a labnb Storage, not {storage!r}")
-        if max_workers is not None and (not isinstance(max_workers, int) or max_workers < 1):
-            raise ValueError(f"max_workers must be a positive int or None, not {max_workers!r}")
         self.storage: Storage = storage
         self.context: dict[str, Any] = {} if context is None else context
-        self.max_workers = max_workers or os.cpu_count() or 1
         self.continue_on_failure = continue_on_failure
         self.notebook = notebook
-        self.runner = _make_runner(runner, self.max_workers)
 
     def __repr__(self) -> str:
         return f"Lab(storage={self.storage!r}, runner={type(self.runner).__name__})"

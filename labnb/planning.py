@@ -60,7 +60,16 @@ def check_acyclic(roots: Sequence[Any]) -> None:
 
 
 def make_plan(roots: Sequence[Any], storage: Storage, bust_cache: bool) -> Plan:
-    check_acyclic(roots)
+    try:
+        return _make_plan(roots, storage, bust_cache)
+    except RecursionError:
+        # A cycle makes id computation recurse forever; say which tasks form it.
+        # (Walking for cycles up front would cost as much as planning itself.)
+        check_acyclic(roots)
+        raise
+
+
+def _make_plan(roots: Sequence[Any], storage: Storage, bust_cache: bool) -> Plan:
     plan = Plan()
     root_ids = {root._labnb_id for root in roots}
 

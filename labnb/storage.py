@@ -32,6 +32,8 @@ Record = tuple[str, "Entry | None", str]
 
 MARKER = "labnb-storage.json"
 GENERATION_KEY = "labnb:generation"
+DISKCACHE_OPTIONS = {"eviction_policy": "none", "statistics": False}
+"""diskcache must never drop an entry to save space."""
 """Kept in the index beside the task ids (which are hex, so they never collide)."""
 STORAGE_VERSION = 1
 
@@ -148,10 +150,8 @@ class LocalStorage(Storage):
         self.path = Path(path).expanduser().absolute()
         self._results = self.path / "results"
         _prepare_directory(self.path)
-        # eviction_policy='none': diskcache must never drop an entry to save space.
-        options = {"eviction_policy": "none", "statistics": False}
-        self._index = diskcache.Cache(str(self.path / "index"), **options)
-        self._logs = diskcache.Cache(str(self.path / "logs"), **options)
+        self._index = diskcache.Cache(str(self.path / "index"), **DISKCACHE_OPTIONS)
+        self._logs_cache: Any = None
 
     def __repr__(self) -> str:
         return f"LocalStorage({str(self.path)!r})"
@@ -164,12 +164,9 @@ class LocalStorage(Storage):
 
     def entries(self) -> Iterator[tuple[str, Entry]]:
         index = self._index
-        for task_id in index.iterkeys():
-            if task_id == GENERATION_KEY:
-                continue
-            entry = index.get(task_id)
-            if entry is not None:
-                yield task_id, entry
+        with index.transact():  # one read transaction, not one per entry
+            found = [(key, index.get(key)) for key in index.iterkeys() if key != GENERATION_KEY]
+        return iter([(key, entry) for key, entry in found if entry is not None])
 
     def read(self, entry: Entry) -> bytes:
         path = self._results / entry["file"]
@@ -219,6 +216,15 @@ class LocalStorage(Storage):
 
     def generation(self) -> int:
         return self._index.get(GENERATION_KEY, 0)
+
+    @property
+    def _logs(self) -> Any:
+        """Opened on first use: reading results never needs it (each open costs disk syncs)."""
+        if self._logs_cache is None:
+            import diskcache
+
+            self._logs_cache = diskcache.Cache(str(self.path / "logs"), **DISKCACHE_OPTIONS)
+        return self._logs_cache
 
     def _unlink(self, names: Iterable[str]) -> None:
         for name in names:

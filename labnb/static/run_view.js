@@ -387,9 +387,14 @@ function render({ model, el, experimental }) {
       h(
         "tr",
         {},
-        ["Task", "Status", "Elapsed", "CPU", "Memory", "Progress"].map(
-          (name) => h("th", { scope: "col", text: name })
-        ),
+        [
+          ["Task"],
+          ["Status"],
+          ["Elapsed", "labnb-num"],
+          ["CPU", "labnb-num"],
+          ["Memory", "labnb-num"],
+          ["Progress"]
+        ].map(([name, className]) => h("th", { scope: "col", class: className, text: name })),
         h("th", { scope: "col" }, h("span", { class: "labnb-sr-only", text: "Actions" }))
       )
     ),
@@ -471,7 +476,8 @@ function render({ model, el, experimental }) {
       elapsed: h("td", { class: "labnb-num" }),
       cpu: h("td", { class: "labnb-num" }),
       memory: h("td", { class: "labnb-num" }),
-      progress: h("td", { class: "labnb-progress-cell" }),
+      progress: h("div", { class: "labnb-task-progress" }),
+      // filled when `progress` is set
       bar: null,
       barText: null,
       logs: h("button", { type: "button", class: "labnb-button labnb-small", text: "Logs" })
@@ -484,7 +490,7 @@ function render({ model, el, experimental }) {
       parts.elapsed,
       parts.cpu,
       parts.memory,
-      parts.progress,
+      h("td", {}, parts.progress),
       h("td", { class: "labnb-actions" }, parts.logs)
     );
     tr.labnbParts = parts;

@@ -1,0 +1,584 @@
+"""``RayRunner``: each job a Ray task, on a local Ray instance or a whole cluster.
+
+labnb's scheduler still decides which task runs next (dependencies, per-type
+``max_parallel``, stop on first failure); Ray decides where, and supplies
+workers, resources, data movement and fault detection. How the pieces map:
+
+- The run's ``RunSetup`` (context, payload writer, tracking) is ``ray.put``
+  once per run. Tasks receive its reference boxed in a list, so Ray does not
+  resolve it per task; each worker process ``ray.get``s it once per run.
+- A Ray task returns two objects: a small report (the ``Outcome`` without its
+  payload, plus the output since the last live flush) that the driver fetches
+  at once, and the payload bytes, which stay in the object store on the node
+  that made them. A dependent task receives its dependencies' payloads as
+  object references passed as Ray task arguments, so Ray resolves them on the
+  worker and its locality-aware scheduling prefers the node already holding
+  the largest inputs; the bytes do not pass through the notebook on the way.
+  The driver fetches payloads only when something reads a result, and all
+  remaining ones when the run closes, so results outlive the run (and the
+  cluster) exactly like the process runner's.
+- Cached dependencies (loaded from storage by the Lab) are ``ray.put`` once
+  per run, however many tasks use them.
+- Live output and progress travel through one small actor (the *sink*),
+  pinned to the driver's node: a worker sends a batch at most every
+  ``FLUSH_SECONDS`` and only once its task has run that long, and the driver
+  drains the sink every ``DRAIN_SECONDS``. Output of short tasks rides in the
+  report instead, so a thousand quick tasks cost no actor calls. A task's
+  report counts the batches it sent, after waiting for the sink to have them;
+  the driver drains until it has them all before it reports the outcome, so
+  every ``Output`` precedes its task's ``Outcome``.
+- A worker or node that dies fails only its task, with ``WorkerDied``
+  (after ``max_retries`` retries by Ray); ``close(cancel=True)`` force-cancels
+  running Ray tasks, which kills their worker processes.
+
+Per-task Ray options (``num_gpus``, ``memory``, custom ``resources``,
+``max_retries``, ``runtime_env``, ``scheduling_strategy``...) come from an
+optional ``ray_options`` dict on the task class, which is not a field and so
+not part of task identity::
+
+    @labnb.task(max_parallel=2)
+    class Train:
+        ray_options = {"num_gpus": 1}
+        seed: int
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ..execution import Failure, Job, Outcome, RunSetup, execute
+from ..formats import Payload, ResultFormat
+from .base import Event, Output, Progress, Runner, Started
+
+INSTALL_HINT = 'the Ray runner needs Ray: pip install "labnb[ray]"'
+FLUSH_SECONDS = 0.1
+"""A worker sends a running task's new output at most this often."""
+DRAIN_SECONDS = 0.1
+"""The driver collects live output from the sink at least this often while tasks run."""
+SINK_TIMEOUT_SECONDS = 30.0
+FETCH_TIMEOUT_SECONDS = 300.0
+_RESERVED_OPTIONS = frozenset({"num_returns"})
+
+
+def _import_ray() -> Any:
+    try:
+        import ray
+    except ImportError as exc:
+        raise ImportError(INSTALL_HINT) from exc
+    return ray
+
+
+# --- the worker's side --------------------------------------------------------
+
+
+@dataclass
+class _Report:
+    """What a Ray task returns besides its payload: small, so the driver fetches it at once."""
+
+    outcome: Outcome
+    """``payload`` is None: the payload bytes are the task's second return value."""
+    format: ResultFormat | None
+    pid: int
+    node_id: str
+    started: float
+    output: str
+    """Printed since the last batch sent to the sink."""
+    progress: tuple[int, int | None, str | None] | None
+    flushes: int
+    """Batches sent to the sink; the driver must have them all before the outcome."""
+    attempt: str
+
+
+class _LiveChannel:
+    """The channel of the task running in this Ray worker process (one at a time).
+
+    A daemon thread sends new output and the latest progress to the sink
+    actor, only once the task has run ``FLUSH_SECONDS``: the first batch also
+    announces the start (pid, node, time). ``end`` returns what is left for
+    the report, after waiting until the sink has every batch sent.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._active = False
+        self._sink: Any = None
+        self._run = 0
+        self.task_id = ""
+        self._attempt = ""
+        self._started = 0.0
+        self._announced = False
+        self._pending: list[str] = []
+        self._progress: tuple[int, int | None, str | None] | None = None
+        self._flushes = 0
+        self._last: Any = None
+        threading.Thread(target=self._flush_forever, daemon=True, name="labnb-live").start()
+
+    def begin(self, sink: Any, run: int, task_id: str, attempt: str, started: float) -> None:
+        with self._lock:
+            self._sink, self._run, self.task_id, self._attempt = sink, run, task_id, attempt
+            self._started, self._announced, self._active = started, False, True
+            self._pending, self._progress, self._flushes, self._last = [], None, 0, None
+
+    def output(self, text: str) -> None:
+        with self._lock:
+            self._pending.append(text)
+
+    def progress(self, n: int, total: int | None, desc: str | None) -> None:
+        self._progress = (n, total, desc)
+
+    def end(self) -> tuple[str, tuple[int, int | None, str | None] | None, int]:
+        with self._lock:
+            self._active = False
+            text, self._pending = "".join(self._pending), []
+            progress, self._progress = self._progress, None
+            flushes, last, self._last, self._sink = self._flushes, self._last, None, None
+        if last is not None:
+            import ray
+
+            # Actor calls from one caller run in order: once the last one is
+            # done, the sink holds every batch this task sent.
+            with contextlib.suppress(Exception):  # a dead sink: live output is lost, not the task
+                ray.get(last, timeout=SINK_TIMEOUT_SECONDS)
+        return text, progress, flushes
+
+    def _flush_forever(self) -> None:
+        while True:
+            time.sleep(FLUSH_SECONDS / 2)
+            with self._lock:
+                if not self._active or time.time() - self._started < FLUSH_SECONDS:
+                    continue
+                if self._announced and not self._pending and self._progress is None:
+                    continue
+                announce = None
+                if not self._announced:
+                    announce = (os.getpid(), _node_id(), self._started)
+                    self._announced = True
+                text, self._pending = "".join(self._pending), []
+                progress, self._progress = self._progress, None
+                try:
+                    self._last = self._sink.put.remote(
+                        self._run, self.task_id, self._attempt, announce, text, progress
+                    )
+                    self._flushes += 1
+                except Exception:  # the sink is gone: keep the text for the report
+                    self._pending.insert(0, text)
+
+
+_channel: _LiveChannel | None = None
+_setup_cache: tuple[str, RunSetup] | None = None
+_node: str | None = None
+
+
+def _node_id() -> str:
+    global _node
+    if _node is None:
+        import ray
+
+        _node = ray.get_runtime_context().get_node_id()
+    return _node
+
+
+def _load_setup(box: list[Any]) -> RunSetup:
+    """The run's setup, fetched and unpickled once per worker process per run."""
+    global _setup_cache
+    import ray
+
+    (ref,) = box
+    key = ref.hex()
+    if _setup_cache is None or _setup_cache[0] != key:
+        _setup_cache = None  # let the previous run's context go first
+        _setup_cache = (key, ray.get(ref))
+    return _setup_cache[1]
+
+
+def _run_in_worker(
+    setup_box: list[Any],
+    job: Job,
+    dependency_formats: list[tuple[str, ResultFormat]],
+    sink: Any,
+    run: int,
+    *dependency_data: bytes,
+) -> tuple[_Report, bytes | None]:
+    """The body of every labnb Ray task; Ray has resolved the dependencies' payload refs."""
+    global _channel
+    started = time.time()
+    attempt = secrets.token_hex(4)
+    if _channel is None:
+        _channel = _LiveChannel()
+    channel = _channel
+    channel.begin(sink, run, job.task_id, attempt, started)
+    try:
+        try:
+            setup = _load_setup(setup_box)
+        except Exception as exc:
+            note = "the run's context could not be loaded in a Ray worker"
+            failure = Failure.from_exception(exc, note=note)
+            outcome = Outcome(job.task_id, started, time.time(), failure=failure)
+        else:
+            job.dependencies = {
+                task_id: Payload(fmt, data=data)
+                for (task_id, fmt), data in zip(dependency_formats, dependency_data)
+            }
+            outcome = execute(job, setup, channel, whole_process=True, ship=True)
+    finally:
+        text, progress, flushes = channel.end()
+    fmt, data = None, None
+    if outcome.payload is not None:
+        fmt, data = outcome.payload.format, outcome.payload.data
+        outcome.payload = None
+    report = _Report(
+        outcome, fmt, os.getpid(), _node_id(), started, text, progress, flushes, attempt
+    )
+    return report, data
+
+
+class _Sink:
+    """The actor that holds live output batches until the driver drains them."""
+
+    def __init__(self) -> None:
+        self._batches: list[tuple[Any, ...]] = []
+
+    def put(self, *batch: Any) -> None:
+        self._batches.append(batch)
+
+    def drain(self) -> list[tuple[Any, ...]]:
+        batches, self._batches = self._batches, []
+        return batches
+
+
+# --- the driver's side --------------------------------------------------------
+
+
+class _RayPayload(Payload):
+    """A result still in Ray's object store: fetched when first read.
+
+    The runner passes ``ref`` to dependent tasks instead of the bytes, and
+    fetches every payload still remote when the run closes.
+    """
+
+    __slots__ = ("ref",)
+
+    def __init__(self, fmt: ResultFormat, ref: Any) -> None:
+        super().__init__(fmt)
+        self.ref: Any = ref
+
+    def fetched(self, data: bytes) -> None:
+        self._data = data
+        self.ref = None
+
+    def _fetch(self) -> None:
+        if self.ref is not None:
+            import ray
+
+            self.fetched(ray.get(self.ref))
+
+    @property
+    def value(self) -> Any:
+        self._fetch()
+        return super().value
+
+    @property
+    def data(self) -> bytes:
+        self._fetch()
+        return super().data
+
+
+@dataclass
+class _Pending:
+    task_id: str
+    report: Any
+    payload: Any
+
+
+class RayRunner(Runner):
+    """Runs each job as a Ray task; ``Lab(runner=RayRunner(address='auto'))`` on a cluster.
+
+    ``address``: the cluster to connect to (``'auto'``, ``'ray://host:10001'``...);
+    ``None`` starts a local Ray instance (or joins the one ``RAY_ADDRESS``
+    names). If Ray is already initialised in this process it is used as it
+    is and ``address`` and ``init_options`` are ignored. ``max_workers``
+    bounds how many tasks are submitted to Ray at once (default: the
+    cluster's CPUs, read at the start of each run, so nodes that join count).
+    ``max_retries``: how many times Ray reruns a task whose worker or node
+    died (exceptions raised by tasks are never retried). ``task_options``
+    are Ray options for every task (``{'num_cpus': 2}``); a task class's
+    ``ray_options`` dict overrides them. ``init_options`` go to ``ray.init``.
+    """
+
+    def __init__(
+        self,
+        address: str | None = None,
+        max_workers: int | None = None,
+        *,
+        max_retries: int = 0,
+        task_options: Mapping[str, Any] | None = None,
+        **init_options: Any,
+    ) -> None:
+        ray = _import_ray()
+        if max_workers is not None and (not isinstance(max_workers, int) or max_workers < 1):
+            raise ValueError(f"max_workers must be a positive int or None, not {max_workers!r}")
+        if not isinstance(max_retries, int) or max_retries < 0:
+            raise ValueError(f"max_retries must be an int >= 0, not {max_retries!r}")
+        self.task_options = _check_options(task_options or {}, "task_options")
+        if not ray.is_initialized():
+            ray.init(address=address, **init_options)
+        self._ray = ray
+        self.max_workers = max_workers
+        self.max_retries = max_retries
+        self.capacity = max_workers or 1
+        self._driver_node = ray.get_runtime_context().get_node_id()
+        self._remote: Any = ray.remote(_run_in_worker)
+        self._sink: Any = None
+        self._run = 0
+        self._setup_ref: Any = None
+        self._options: dict[type, Any] = {}
+        self._pending: dict[Any, _Pending] = {}
+        self._payloads: list[_RayPayload] = []
+        self._put_refs: dict[str, Any] = {}
+        self._received: dict[tuple[str, str], int] = {}
+        self._announced: set[tuple[str, str]] = set()
+        self._drained_at = time.monotonic()
+
+    def __repr__(self) -> str:
+        return f"RayRunner(max_workers={self.max_workers}, max_retries={self.max_retries})"
+
+    # --- the Runner interface ----------------------------------------------------
+
+    def open(self, setup: RunSetup) -> None:
+        ray = self._ray
+        self._run += 1
+        self._options = {}
+        try:
+            self._setup_ref = ray.put(setup)
+        except Exception as exc:
+            raise TypeError(
+                f"the Lab's context cannot be sent to Ray workers ({exc}); "
+                "use runner='thread' or a picklable context"
+            ) from exc
+        if self.max_workers is None:
+            self.capacity = max(1, int(ray.cluster_resources().get("CPU", 1)))
+        if self._sink is None:
+            self._sink = self._make_sink()
+        self._drained_at = time.monotonic()
+
+    @property
+    def busy(self) -> int:
+        return len(self._pending)
+
+    def submit(self, job: Job) -> None:
+        assert self._setup_ref is not None, "open() the runner first"
+        formats = [(task_id, payload.format) for task_id, payload in job.dependencies.items()]
+        data = [self._ref_for(task_id, payload) for task_id, payload in job.dependencies.items()]
+        shipped = Job(job.task_id, job.task, {}, job.cache)
+        report, payload = self._options_for(type(job.task)).remote(
+            [self._setup_ref], shipped, formats, self._sink, self._run, *data
+        )
+        self._pending[report] = _Pending(job.task_id, report, payload)
+
+    def poll(self, timeout: float) -> list[Event]:
+        if not self._pending:
+            return []
+        ray = self._ray
+        until_drain = self._drained_at + DRAIN_SECONDS - time.monotonic()
+        refs = list(self._pending)
+        ready, _ = ray.wait(refs, num_returns=1, timeout=max(0.0, min(timeout, until_drain)))
+        if ready and len(refs) > 1:
+            ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
+        finished = [self._pending.pop(ref) for ref in ready]
+        reports = self._fetch_reports(finished)
+        behind = any(
+            isinstance(report, _Report)
+            and report.flushes > self._received.get((pending.task_id, report.attempt), 0)
+            for pending, report in zip(finished, reports)
+        )
+        events: list[Event] = []
+        if behind or time.monotonic() - self._drained_at >= DRAIN_SECONDS:
+            live = {pending.task_id for pending in self._pending.values()}
+            live.update(pending.task_id for pending in finished)
+            self._drain(live, events)
+        for pending, report in zip(finished, reports):
+            self._finish(pending, report, events)
+        return events
+
+    def close(self, cancel: bool = False) -> None:
+        """Cancel what still runs (by killing its worker), then fetch this run's results."""
+        for pending in self._pending.values():
+            with contextlib.suppress(Exception):
+                self._ray.cancel(pending.report, force=True)
+        self._pending.clear()
+        self._fetch_payloads()
+        self._put_refs.clear()
+        self._received.clear()
+        self._announced.clear()
+        self._setup_ref = None
+
+    # --- helpers ----------------------------------------------------------------
+
+    def _make_sink(self) -> Any:
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        # On the driver's node (if it can take it): live output then never
+        # waits on the network twice, and the sink lives as long as the driver.
+        strategy = NodeAffinitySchedulingStrategy(self._driver_node, soft=True)
+        actor = self._ray.remote(num_cpus=0, max_concurrency=1)(_Sink)
+        return actor.options(scheduling_strategy=strategy).remote()
+
+    def _options_for(self, cls: type) -> Any:
+        remote = self._options.get(cls)
+        if remote is None:
+            options: dict[str, Any] = {
+                "num_returns": 2,
+                "max_retries": self.max_retries,
+                "retry_exceptions": False,
+                "name": cls._labnb_meta.type_name,  # type: ignore[attr-defined]
+            }
+            options.update(self.task_options)
+            options.update(_check_options(getattr(cls, "ray_options", None) or {}, cls))
+            remote = self._remote.options(**options)
+            self._options[cls] = remote
+        return remote
+
+    def _ref_for(self, task_id: str, payload: Payload) -> Any:
+        """A reference to a dependency's payload: where Ray made it, or put once per run."""
+        if isinstance(payload, _RayPayload) and payload.ref is not None:
+            return payload.ref
+        ref = self._put_refs.get(task_id)
+        if ref is None:
+            ref = self._put_refs[task_id] = self._ray.put(payload.data)
+        return ref
+
+    def _fetch_reports(self, finished: list[_Pending]) -> list[_Report | Failure]:
+        ray = self._ray
+        if not finished:
+            return []
+        try:
+            return ray.get([pending.report for pending in finished])
+        except ray.exceptions.RayError:
+            pass
+        reports: list[_Report | Failure] = []
+        for pending in finished:
+            try:
+                reports.append(ray.get(pending.report))
+            except ray.exceptions.RayError as exc:
+                reports.append(_failure_from_ray(exc))
+        return reports
+
+    def _drain(self, live: set[str], events: list[Event]) -> None:
+        ray = self._ray
+        self._drained_at = time.monotonic()
+        try:
+            batches = ray.get(self._sink.drain.remote(), timeout=SINK_TIMEOUT_SECONDS)
+        except ray.exceptions.RayError:
+            # The sink died (its node went away): results still arrive in the
+            # reports; a new sink serves the next run.
+            self._sink = None
+            return
+        for run, task_id, attempt, announce, text, progress in batches:
+            if run != self._run or task_id not in live:
+                continue  # from a cancelled task or an earlier run
+            key = (task_id, attempt)
+            self._received[key] = self._received.get(key, 0) + 1
+            if announce is not None:
+                pid, node, started = announce
+                events.append(Started(task_id, self._local_pid(pid, node), started))
+                self._announced.add(key)
+            if text:
+                events.append(Output(task_id, text))
+            if progress is not None:
+                events.append(Progress(task_id, *progress))
+
+    def _finish(self, pending: _Pending, report: _Report | Failure, events: list[Event]) -> None:
+        task_id = pending.task_id
+        if isinstance(report, Failure):
+            now = time.time()
+            events.append(Outcome(task_id, now, now, failure=report))
+            return
+        key = (task_id, report.attempt)
+        if key not in self._announced:
+            pid = self._local_pid(report.pid, report.node_id)
+            events.append(Started(task_id, pid, report.started))
+        if report.output:
+            events.append(Output(task_id, report.output))
+        if report.progress is not None:
+            events.append(Progress(task_id, *report.progress))
+        outcome = report.outcome
+        if report.format is not None:
+            payload = _RayPayload(report.format, pending.payload)
+            self._payloads.append(payload)
+            outcome.payload = payload
+        events.append(outcome)
+        self._announced.discard(key)
+        self._received.pop(key, None)
+
+    def _local_pid(self, pid: int, node: str) -> int:
+        """A pid the widget can sample with psutil: 0 for processes on other machines."""
+        return pid if node == self._driver_node else 0
+
+    def _fetch_payloads(self) -> None:
+        ray = self._ray
+        remote = [payload for payload in self._payloads if payload.ref is not None]
+        self._payloads = []
+        if not remote:
+            return
+        try:
+            for payload, data in zip(
+                remote,
+                ray.get([payload.ref for payload in remote], timeout=FETCH_TIMEOUT_SECONDS),
+            ):
+                payload.fetched(data)
+            return
+        except ray.exceptions.RayError:
+            pass
+        for payload in remote:  # some are lost: keep the others, leave those to fail when read
+            with contextlib.suppress(ray.exceptions.RayError):
+                payload.fetched(ray.get(payload.ref, timeout=FETCH_TIMEOUT_SECONDS))
+
+
+def _check_options(options: Any, owner: Any) -> dict[str, Any]:
+    where = owner if isinstance(owner, str) else f"{owner.__qualname__}.ray_options"
+    if not isinstance(options, Mapping):
+        raise TypeError(f"{where} must be a dict of Ray task options, not {options!r}")
+    reserved = _RESERVED_OPTIONS.intersection(options)
+    if reserved:
+        raise ValueError(f"{where} cannot set {sorted(reserved)[0]!r}: labnb sets it")
+    return dict(options)
+
+
+_WORKER_DEATHS = (
+    "WorkerCrashedError",
+    "NodeDiedError",
+    "LocalRayletDiedError",
+    "RayActorError",
+    "OutOfMemoryError",
+    "ObjectLostError",
+)
+
+
+def _failure_from_ray(exc: BaseException) -> Failure:
+    """A Failure for a Ray task that ended without a report of its own."""
+    import ray.exceptions as errors
+
+    summary = (str(exc).strip().splitlines() or [""])[0]
+    deaths = tuple(getattr(errors, name) for name in _WORKER_DEATHS if hasattr(errors, name))
+    if isinstance(exc, deaths):
+        return Failure(
+            "WorkerDied",
+            f"Ray worker died while running this task ({type(exc).__name__}: {summary})",
+        )
+    if isinstance(exc, errors.TaskCancelledError):
+        return Failure("Cancelled", "the Ray task was cancelled")
+    if isinstance(exc, errors.RayTaskError):
+        # labnb's task body catches the task's own errors, so this one happened
+        # around it: most often the task's class cannot be imported on the worker.
+        cause = exc.cause if isinstance(exc.cause, BaseException) else exc
+        failure = Failure.from_exception(cause, note="the task could not be run in a Ray worker")
+        failure.traceback = exc.traceback_str or failure.traceback
+        return failure
+    return Failure(type(exc).__name__, f"Ray could not run this task: {summary}")
