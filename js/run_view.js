@@ -43,7 +43,11 @@ function render({ model, el, experimental }) {
   const stateBadge = h("span", { class: "labnb-badge" });
   const counts = h("span", { class: "labnb-counts" });
   const times = h("span", { class: "labnb-times" });
-  const cancel = h("button", { type: "button", class: "labnb-button labnb-danger", text: "Cancel" });
+  const cancel = h("button", {
+    type: "button",
+    class: "labnb-button labnb-danger",
+    text: "Cancel",
+  });
   onPress(cancel, () =>
     actions.run(cancel, "cancel", {}, {
       pending: `Cancelling${ELLIPSIS}`,
@@ -71,9 +75,14 @@ function render({ model, el, experimental }) {
       h(
         "tr",
         {},
-        ["Task", "Status", "Elapsed", "CPU", "Memory", "Progress"].map((name) =>
-          h("th", { scope: "col", text: name }),
-        ),
+        [
+          ["Task"],
+          ["Status"],
+          ["Elapsed", "labnb-num"],
+          ["CPU", "labnb-num"],
+          ["Memory", "labnb-num"],
+          ["Progress"],
+        ].map(([name, className]) => h("th", { scope: "col", class: className, text: name })),
         h("th", { scope: "col" }, h("span", { class: "labnb-sr-only", text: "Actions" })),
       ),
     ),
@@ -129,7 +138,8 @@ function render({ model, el, experimental }) {
       `${done}/${total} done \u00b7 ${loaded} loaded from cache \u00b7 ${failed} failed` +
         (s.running ? ` \u00b7 ${s.running} running` : ""),
     );
-    const eta = state === "running" && s.eta_s != null ? ` \u00b7 ETA ${formatDuration(s.eta_s)}` : "";
+    const eta =
+      state === "running" && s.eta_s != null ? ` \u00b7 ETA ${formatDuration(s.eta_s)}` : "";
     setText(times, `Elapsed ${formatDuration(s.elapsed_s)}${eta}`);
     setDisabled(cancel, state !== "running");
     blockingNote.hidden = !s.blocking;
@@ -165,7 +175,7 @@ function render({ model, el, experimental }) {
       elapsed: h("td", { class: "labnb-num" }),
       cpu: h("td", { class: "labnb-num" }),
       memory: h("td", { class: "labnb-num" }),
-      progress: h("td", { class: "labnb-progress-cell" }),
+      progress: h("div", { class: "labnb-task-progress" }), // filled when `progress` is set
       bar: null,
       barText: null,
       logs: h("button", { type: "button", class: "labnb-button labnb-small", text: "Logs" }),
@@ -178,7 +188,7 @@ function render({ model, el, experimental }) {
       parts.elapsed,
       parts.cpu,
       parts.memory,
-      parts.progress,
+      h("td", {}, parts.progress),
       h("td", { class: "labnb-actions" }, parts.logs),
     );
     tr.labnbParts = parts;

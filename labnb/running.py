@@ -7,6 +7,7 @@ even when the run is interrupted or cancelled a moment later.
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -17,6 +18,8 @@ from .runners.base import Output, Progress, Runner, Started
 from .scheduler import Scheduler
 from .state import CANCELLED, DONE, FAILED, RunState
 from .storage import Record, Storage
+
+log = logging.getLogger("labnb")
 
 POLL_SECONDS = 0.1
 COMMIT_SECONDS = 0.2
@@ -102,7 +105,10 @@ class Execution:
 
     def _handle(self, events: list[Any]) -> None:
         for event in events:
-            if isinstance(event, Output):
+            if event.task_id not in self.state.records:
+                # Only a runner bug could send these; never let them break a run.
+                log.warning("labnb ignored an event for a task not in this run: %r", event)
+            elif isinstance(event, Output):
                 self.state.output(event.task_id, event.text)
             elif isinstance(event, Progress):
                 self.state.progress(event.task_id, event.n, event.total, event.desc)

@@ -88,3 +88,16 @@ def test_progress_outside_a_run_is_the_iterable_itself():
     items = [1, 2, 3]
     assert labnb.progress(items) is items
     assert Counts(n=4).run() == 6
+
+
+def test_a_new_run_after_a_cancelled_one_on_the_thread_runner(tmp_path):
+    lab = labnb.Lab(storage=tmp_path / "s", runner="thread", max_workers=2)
+    first = lab.submit(
+        [Counts(n=40, pause=0.02) for _ in range(1)] + [Stamp(n=i, seconds=0.4) for i in range(4)]
+    )
+    time.sleep(0.2)
+    first.cancel()
+    assert first.wait(10)
+    second = lab.submit([Counts(n=5, pause=0.01), Square(x=4)])
+    assert second.wait(30)
+    assert second.results == {Counts(n=5, pause=0.01): 10, Square(x=4): 16}

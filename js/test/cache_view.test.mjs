@@ -37,6 +37,15 @@ function mount(state = initial()) {
 const tr = (id) => el.querySelector(`tr[data-task-id="${id}"]`);
 const headers = () => [...el.querySelectorAll("thead th")].map((th) => th.textContent.trim());
 
+/** Fake timers, installed before mounting so the view's own timers use them too. */
+function withMockTimers() {
+  const state = model.state;
+  cleanup();
+  el.remove();
+  mock.timers.enable({ apis: ["setInterval", "setTimeout", "Date"] });
+  mount(state);
+}
+
 beforeEach(() => mount());
 afterEach(() => {
   cleanup?.();
@@ -81,7 +90,7 @@ test("sorting by a header sets query.sort, then toggles descending", () => {
 });
 
 test("the filter is debounced and resets the page", () => {
-  mock.timers.enable({ apis: ["setTimeout", "setInterval", "Date"] });
+  withMockTimers();
   model.update({ query: { ...model.get("query"), page: 2 } });
   const input = el.querySelector("input[type=search]");
   input.value = "squ";

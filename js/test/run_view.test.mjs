@@ -43,6 +43,15 @@ function mount(state = initial(), auto = {}) {
 const rowIds = () => [...el.querySelectorAll("tbody tr")].map((tr) => tr.dataset.taskId);
 const row = (id) => el.querySelector(`tr[data-task-id="${id}"]`);
 
+/** Fake timers, installed before mounting so the view's own timers use them too. */
+function withMockTimers() {
+  const state = model.state;
+  cleanup();
+  el.remove();
+  mock.timers.enable({ apis: ["setInterval", "setTimeout", "Date"] });
+  mount(state);
+}
+
 beforeEach(() => mount());
 afterEach(() => {
   cleanup?.();
@@ -114,7 +123,7 @@ test("Cancel: pending, then the kernel's answer", async () => {
 });
 
 test("an unanswered click says 'not delivered' after 5 s and re-enables", async () => {
-  mock.timers.enable({ apis: ["setInterval", "setTimeout", "Date"] });
+  withMockTimers();
   const [cancel] = buttons(el, "Cancel");
   cancel.click();
   mock.timers.tick(2500);
@@ -128,7 +137,7 @@ test("an unanswered click says 'not delivered' after 5 s and re-enables", async 
 });
 
 test("while the kernel is busy a click waits, and says so", async () => {
-  mock.timers.enable({ apis: ["setInterval", "setTimeout", "Date"] });
+  withMockTimers();
   model.update({ kernel_busy: true });
   const [cancel] = buttons(el, "Cancel");
   cancel.click();

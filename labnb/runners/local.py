@@ -51,6 +51,9 @@ class ThreadRunner(Runner):
 
     def open(self, setup: RunSetup) -> None:
         self._setup = setup
+        # A new queue per run: threads of a cancelled run (threads cannot be
+        # killed) keep posting to their own run's queue, never to this one.
+        self._events = queue.SimpleQueue()
         self._executor = ThreadPoolExecutor(self.capacity, thread_name_prefix="labnb-worker")
 
     @property
@@ -60,17 +63,18 @@ class ThreadRunner(Runner):
     def submit(self, job: Job) -> None:
         assert self._executor is not None, "open() the runner first"
         self._busy += 1
-        self._executor.submit(self._work, job)
+        self._executor.submit(self._work, job, self._setup, self._events)
 
-    def _work(self, job: Job) -> None:
-        self._events.put(Started(job.task_id, os.getpid(), time.time()))
+    @staticmethod
+    def _work(job: Job, setup: RunSetup, events: queue.SimpleQueue[Event]) -> None:
+        events.put(Started(job.task_id, os.getpid(), time.time()))
         try:
-            outcome = execute(job, self._setup, EventChannel(job.task_id, self._events.put))
+            outcome = execute(job, setup, EventChannel(job.task_id, events.put))
         except BaseException as exc:  # a bug in labnb itself: still end the job
             outcome = Outcome(
                 job.task_id, time.time(), time.time(), failure=Failure.from_exception(exc)
             )
-        self._events.put(outcome)
+        events.put(outcome)
 
     def poll(self, timeout: float) -> list[Event]:
         events: list[Event] = []

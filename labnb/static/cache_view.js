@@ -421,7 +421,11 @@ function render({ model, el, experimental }) {
   });
   onPress(uncacheSelected, openConfirm);
   const confirmText = h("span", { class: "labnb-confirm-text" });
-  const confirm = h("button", { type: "button", class: "labnb-button labnb-danger", text: "Confirm" });
+  const confirm = h("button", {
+    type: "button",
+    class: "labnb-button labnb-danger",
+    text: "Confirm"
+  });
   const keep = h("button", { type: "button", class: "labnb-button", text: "Keep" });
   const confirmBar = h(
     "div",
@@ -485,7 +489,6 @@ function render({ model, el, experimental }) {
     logPanel.el
   );
   el.append(root);
-  const textCell = (className) => () => h("td", { class: className });
   const fixedStart = [
     {
       key: "select",
@@ -537,7 +540,11 @@ function render({ model, el, experimental }) {
       key: "actions",
       header: () => h("th", {}, h("span", { class: "labnb-sr-only", text: "Actions" })),
       create: () => {
-        const logs = h("button", { type: "button", class: "labnb-button labnb-small", text: "Logs" });
+        const logs = h("button", {
+          type: "button",
+          class: "labnb-button labnb-small",
+          text: "Logs"
+        });
         const uncache = h("button", {
           type: "button",
           class: "labnb-button labnb-small labnb-danger",
@@ -582,7 +589,7 @@ function render({ model, el, experimental }) {
     return columns;
   }
   function createCell(spec, row) {
-    return spec.create ? spec.create(row) : textCell(spec.className)();
+    return spec.create ? spec.create(row) : h("td", { class: spec.className });
   }
   function updateCell(td, spec, row) {
     if (spec.update) return spec.update(td, row);
@@ -658,7 +665,10 @@ function render({ model, el, experimental }) {
         const chip = h("button", { type: "button", class: "labnb-chip" });
         chip.labnbCount = h("span", { class: "labnb-chip-count" });
         chip.append(h("span", { text: group.type }), " ", chip.labnbCount);
-        onPress(chip, () => setQuery({ type: queryOf().type === group.type ? "" : group.type, page: 0 }));
+        onPress(
+          chip,
+          () => setQuery({ type: queryOf().type === group.type ? "" : group.type, page: 0 })
+        );
         return chip;
       },
       (chip, group) => {
@@ -688,7 +698,9 @@ function render({ model, el, experimental }) {
     const q = queryOf();
     const total = model.get("total_rows") ?? 0;
     const size = Math.max(1, q.page_size);
-    if (q.page > 0 && q.page * size >= total) setQuery({ page: Math.max(0, Math.ceil(total / size) - 1) });
+    if (q.page > 0 && q.page * size >= total) {
+      setQuery({ page: Math.max(0, Math.ceil(total / size) - 1) });
+    }
   }
   function updateSelection() {
     const rows = model.get("rows") ?? [];
@@ -701,8 +713,14 @@ function render({ model, el, experimental }) {
     selectAll.indeterminate = onPage > 0 && onPage < rows.length;
     setText(selectionCount, selected.size ? `${selected.size} selected` : "");
     setDisabled(uncacheSelected, selected.size === 0);
-    if (selected.size === 0) closeConfirm({ refocus: false });
-    else setText(confirmText, `Remove ${plural(selected.size, "selected task")} from the cache? Their results will be computed again when next needed.`);
+    if (selected.size === 0) {
+      closeConfirm({ refocus: false });
+    } else {
+      setText(
+        confirmText,
+        `Remove ${plural(selected.size, "selected task")} from the cache? Their results will be computed again when next needed.`
+      );
+    }
   }
   function openConfirm() {
     if (selected.size === 0) return;

@@ -362,7 +362,11 @@ function render({ model, el, experimental }) {
   const stateBadge = h("span", { class: "labnb-badge" });
   const counts = h("span", { class: "labnb-counts" });
   const times = h("span", { class: "labnb-times" });
-  const cancel = h("button", { type: "button", class: "labnb-button labnb-danger", text: "Cancel" });
+  const cancel = h("button", {
+    type: "button",
+    class: "labnb-button labnb-danger",
+    text: "Cancel"
+  });
   onPress(
     cancel,
     () => actions.run(cancel, "cancel", {}, {
