@@ -15,6 +15,20 @@ from .tasks import is_task, logger, task, task_id
 
 __version__ = "0.1.0"
 
+
+def load_ipython_extension(shell):
+    """``%load_ext labnb``: imported lazily so that worker processes never import IPython."""
+    from .magics import load_ipython_extension as load
+
+    load(shell)
+
+
+def unload_ipython_extension(shell):
+    from .magics import unload_ipython_extension as unload
+
+    unload(shell)
+
+
 __all__ = [
     "CacheWarning",
     "CycleError",

@@ -7,7 +7,9 @@ cache exactly as with ``run_tasks`` (it is the same loop).
 
 from __future__ import annotations
 
+import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from .errors import TaskFailed
@@ -15,6 +17,8 @@ from .formats import Payload
 from .planning import Plan
 from .running import Execution
 from .state import RunState
+
+log = logging.getLogger("labnb")
 
 
 def attach_results(plan: Plan, payloads: dict[str, Payload]) -> None:
@@ -37,6 +41,8 @@ class Run:
         self._execution = execution
         self._finished = threading.Event()
         self._error: BaseException | None = None
+        self._callbacks: list[Callable[[Run], object]] | None = []
+        self._callbacks_lock = threading.Lock()
         self._thread = threading.Thread(target=self._work, name="labnb-run", daemon=True)
         self._thread.start()
 
@@ -47,7 +53,25 @@ class Run:
             self._error = error
         finally:
             attach_results(self._execution.plan, self._execution.payloads)
-            self._finished.set()
+            with self._callbacks_lock:
+                callbacks, self._callbacks = self._callbacks or [], None
+            for callback in callbacks:
+                self._call(callback)
+            self._finished.set()  # after the callbacks: wait() returns once they ran
+
+    def add_done_callback(self, callback: Callable[[Run], object]) -> None:
+        """Call ``callback(run)`` when the run ends (at once if it has), from the run's thread."""
+        with self._callbacks_lock:
+            if self._callbacks is not None:
+                self._callbacks.append(callback)
+                return
+        self._call(callback)
+
+    def _call(self, callback: Callable[[Run], object]) -> None:
+        try:
+            callback(self)
+        except Exception:
+            log.exception("labnb: a Run done-callback failed")
 
     @property
     def state(self) -> RunState:

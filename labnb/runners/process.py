@@ -55,7 +55,8 @@ class ProcessRunner(Runner):
         self._setup: bytes = b""
         if _CONTEXT.get_start_method() == "forkserver":
             # Returns at once; the server imports labnb while the user does other things.
-            multiprocessing.forkserver.ensure_running()
+            with _main_module_hidden():
+                multiprocessing.forkserver.ensure_running()
 
     def open(self, setup: RunSetup) -> None:
         try:
@@ -176,6 +177,7 @@ def _main_module_hidden() -> Iterator[None]:
     spawn and forkserver children import the parent's ``__main__`` file so that
     pickles can refer to it, which re-executes an unguarded script. labnb never
     needs that: cloudpickle ships ``__main__`` classes and functions by value.
+    (IPython's ``__main__`` also lacks the ``__spec__`` multiprocessing reads.)
     """
     main = sys.modules.get("__main__")
     sys.modules["__main__"] = types.ModuleType("__main__")

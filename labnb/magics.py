@@ -1,0 +1,154 @@
+"""``%load_ext labnb``: the ``%%labtask`` cell magic and the ``%labnb`` line magic.
+
+A thin layer: ``cells.py`` turns a cell into a task type and its sweep, the
+Lab runs it. Bad lines raise IPython's ``UsageError``, which the notebook shows
+as one line, and nothing runs.
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+from IPython.display import display
+
+from .cells import (
+    LineError,
+    as_pandas,
+    evaluate,
+    make_task_type,
+    parse_keywords,
+    parse_line,
+    split_words,
+    sweep,
+)
+from .identity import encode
+from .lab import DEFAULT_STORAGE, Lab
+from .tasks import normalise
+
+_MAGICS: weakref.WeakKeyDictionary[Any, LabnbMagics] = weakref.WeakKeyDictionary()
+
+LINE_USAGE = """%labnb                      show the default lab's cache browser
+%labnb status               a short text summary of the default lab's cache
+%labnb storage PATH         use PATH as the default lab's storage
+%labnb uncache TYPE [k=v]   remove cached results of a %%labtask type (or those matching k=v)"""
+
+
+def load_ipython_extension(shell: Any) -> None:
+    magics = _MAGICS.get(shell)
+    if magics is None:
+        magics = _MAGICS[shell] = LabnbMagics(shell)
+    shell.register_magics(magics)  # registering again replaces: loading twice is harmless
+
+
+def unload_ipython_extension(shell: Any) -> None:
+    registry = shell.magics_manager.magics
+    registry["cell"].pop("labtask", None)
+    registry["line"].pop("labnb", None)
+
+
+@magics_class
+class LabnbMagics(Magics):
+    def __init__(self, shell: Any) -> None:
+        super().__init__(shell)
+        self._storage: str = DEFAULT_STORAGE
+        self._lab: Lab | None = None
+
+    @property
+    def default_lab(self) -> Lab:
+        if self._lab is None:
+            self._lab = Lab(storage=self._storage)
+        return self._lab
+
+    @cell_magic
+    def labtask(self, line: str, cell: str) -> Any:
+        """Run this cell as a cached, parallel task, once per combination of the swept values.
+
+        %%labtask NAME [param=value ...] [--wait] [--lab LAB] [--bust-cache]
+                  [--max-parallel N] [--mlflow] [--ignore NAME[,NAME]]
+        """
+        namespace = self.shell.user_ns
+        try:
+            spec = parse_line(line)
+            lab = self._lab_named(spec.lab)
+            values, swept = evaluate(spec.expressions, namespace, spec.name)
+            task_type = make_task_type(spec, cell, namespace)
+        except LineError as error:
+            raise UsageError(f"%%labtask: {error}") from None
+        tasks = sweep(task_type, values)
+
+        def publish(results: dict[Any, Any]) -> None:
+            namespace[spec.name] = as_pandas(spec.name, tasks, results, swept)
+
+        if spec.wait:
+            publish(lab.run_tasks(tasks, bust_cache=spec.bust_cache))
+            return None
+        run = lab.submit(tasks, bust_cache=spec.bust_cache)
+        namespace[spec.name] = run
+        run.add_done_callback(lambda finished: publish(finished.results))
+        display(run)
+        return None
+
+    @line_magic
+    def labnb(self, line: str) -> Any:
+        """The default lab: its cache browser, status, storage, or uncaching (see LINE_USAGE)."""
+        words = split_words(line)
+        if not words:
+            return self.default_lab
+        command, arguments = words[0], words[1:]
+        if command == "storage" and len(arguments) == 1:
+            self._storage, self._lab = arguments[0], None
+            print(f"labnb: the default lab now caches in {self.default_lab.storage}")
+            return None
+        if command == "status" and not arguments:
+            print(status_text(self.default_lab))
+            return None
+        if command == "uncache" and arguments:
+            try:
+                removed = uncache_matching(
+                    self.default_lab, arguments[0], arguments[1:], self.shell.user_ns
+                )
+            except LineError as error:
+                raise UsageError(f"%labnb uncache: {error}") from None
+            print(f"labnb: removed {removed} cached result(s) of {arguments[0]}")
+            return None
+        raise UsageError(f"%labnb: unknown command {line!r}\n{LINE_USAGE}")
+
+    def _lab_named(self, name: str | None) -> Lab:
+        if name is None:
+            return self.default_lab
+        lab = self.shell.user_ns.get(name)
+        if not isinstance(lab, Lab):
+            raise LineError(f"--lab {name}: no labnb.Lab named {name!r} in the notebook")
+        return lab
+
+
+def uncache_matching(lab: Lab, type_name: str, words: list[str], namespace: dict[str, Any]) -> int:
+    """Remove the cached results of ``type_name`` whose parameters match ``k=v`` words."""
+    wanted = {}
+    for name, expression in parse_keywords(words).items():
+        try:
+            value = normalise(eval(expression, namespace), type_name, name)
+        except Exception as error:
+            raise LineError(f"{name}={expression}: {type(error).__name__}: {error}") from None
+        wanted[name] = encode(value, stored=True)
+    matching = [
+        key
+        for key, entry in lab.storage.entries()
+        if entry["type"] == type_name
+        and all(entry["params"].get(name, object()) == value for name, value in wanted.items())
+    ]
+    return lab.storage.remove(matching) if matching else 0
+
+
+def status_text(lab: Lab) -> str:
+    table = lab.cache_table()
+    lines = [f"labnb storage: {lab.storage}", f"{len(table)} cached results"]
+    if len(table):
+        summary = table.groupby("type").agg(
+            results=("id", "size"), bytes=("size_bytes", "sum"), last_run=("finished", "max")
+        )
+        lines.append(summary.to_string())
+    return "\n".join(lines)

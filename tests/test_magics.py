@@ -1,0 +1,167 @@
+"""``%load_ext labnb``, ``%%labtask`` and ``%labnb`` in IPython's own InteractiveShell."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from IPython.core.error import UsageError
+from IPython.core.interactiveshell import InteractiveShell
+
+import labnb
+
+
+@pytest.fixture
+def shell(tmp_path):
+    shell = InteractiveShell.instance()
+    shell.reset(new_session=False)
+    shell.run_line_magic("load_ext", "labnb")
+    shell.run_line_magic("labnb", f"storage {tmp_path / 'default'}")
+    shell.user_ns["fast"] = labnb.Lab(storage=tmp_path / "fast", runner="serial")
+    shell.run_cell("import time\nimport numpy as np\nX = np.arange(6.0)")
+    yield shell
+    shell.run_line_magic("unload_ext", "labnb")
+
+
+def cell(shell, line, body):
+    """Run a %%labtask cell; errors surface as exceptions, as a user would see them."""
+    return shell.run_cell_magic("labtask", line, body)
+
+
+def test_load_twice_and_unload(shell):
+    shell.run_line_magic("load_ext", "labnb")
+    shell.run_line_magic("reload_ext", "labnb")
+    assert "labtask" in shell.magics_manager.magics["cell"]
+    shell.run_line_magic("unload_ext", "labnb")
+    assert "labtask" not in shell.magics_manager.magics["cell"]
+    assert "labnb" not in shell.magics_manager.magics["line"]
+    shell.run_line_magic("load_ext", "labnb")
+    assert "labnb" in shell.magics_manager.magics["line"]
+
+
+def test_sweep_runs_every_combination_in_worker_processes(shell):
+    cell(shell, "scores seed=range(3) C=[0.5, 2.0] --wait", "float(X.sum() * C + seed)")
+    scores = shell.user_ns["scores"]
+    assert isinstance(scores, pd.Series) and len(scores) == 6
+    assert scores.index.names == ["seed", "C"]
+    assert scores.loc[(2, 2.0)] == 15.0 * 2.0 + 2
+    assert scores.name == "scores"
+
+
+def test_fixed_values_and_one_sweep(shell):
+    cell(shell, "shifted offset=[1, 2] scale=10 --lab fast --wait", "X.sum() * scale + offset")
+    shifted = shell.user_ns["shifted"]
+    assert list(shifted.index) == [1, 2] and shifted.index.name == "offset"
+    assert shifted.tolist() == [151.0, 152.0]
+
+
+def test_dict_results_become_a_dataframe(shell):
+    cell(shell, "stats n=[2, 3] --lab fast --wait", "{'total': X[:n].sum(), 'n': n}")
+    stats = shell.user_ns["stats"]
+    assert isinstance(stats, pd.DataFrame)
+    assert stats.loc[3, "total"] == 3.0 and list(stats.columns) == ["total", "n"]
+
+
+def test_cache_hit_and_invalidation(shell):
+    body = "time.time() + X.sum() * 0 + k"
+    cell(shell, "stamp k=[1, 2] --lab fast --wait", body)
+    first = shell.user_ns["stamp"].copy()
+    cell(shell, "stamp k=[1, 2] --lab fast --wait", body)
+    pd.testing.assert_series_equal(shell.user_ns["stamp"], first)  # served from the cache
+
+    cell(shell, "stamp k=[1, 2] --lab fast --wait", body + "  # edited")
+    edited = shell.user_ns["stamp"].copy()
+    assert (edited != first).all()
+
+    shell.run_cell("X = np.arange(7.0)")
+    cell(shell, "stamp k=[1, 2] --lab fast --wait", body + "  # edited")
+    assert (shell.user_ns["stamp"] != edited).all()
+
+    cell(shell, "stamp k=[1, 2, 3] --lab fast --wait", body + "  # edited")
+    grown = shell.user_ns["stamp"]
+    assert grown.loc[1] == shell.user_ns["stamp"].loc[1]
+    assert len(grown) == 3
+
+    cell(shell, "stamp k=[1] --lab fast --wait --bust-cache", body + "  # edited")
+    assert shell.user_ns["stamp"].loc[1] != grown.loc[1]
+
+
+def test_functions_and_values_read_by_the_cell_are_shipped(shell):
+    shell.run_cell("def helper(v):\n    return v * FACTOR\nFACTOR = 3")
+    cell(shell, "helped v=[1, 2] --wait", "helper(v)")
+    assert shell.user_ns["helped"].tolist() == [3, 6]
+    shell.run_cell("FACTOR = 4")
+    cell(shell, "helped v=[1, 2] --wait", "helper(v)")
+    assert shell.user_ns["helped"].tolist() == [4, 8]
+
+
+def test_unfingerprintable_values_are_named_and_can_be_ignored(shell):
+    shell.run_cell("class Holder:\n    pass\nholder = Holder()\nholder.get = lambda: 5")
+    with pytest.raises(UsageError, match=r"cannot fingerprint 'holder'.*--ignore holder"):
+        cell(shell, "held n=[1] --lab fast --wait", "holder.get() + n")
+    assert "held" not in shell.user_ns
+    cell(shell, "held n=[1] --lab fast --wait --ignore holder", "holder.get() + n")
+    assert shell.user_ns["held"].tolist() == [6]
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("bad n=[1] --frobnicate", "unknown option --frobnicate"),
+        ("bad n=undefined_name", "n=undefined_name: NameError"),
+        ("bad n=1/0", "ZeroDivisionError"),
+        ("bad 2n=[1]", "'2n' is not a valid parameter name"),
+        ("class n=[1]", "'class' is not a valid task name"),
+        ("bad n", "expected name=value"),
+        ("bad n=[object()]", "bad.n: parameter values must be"),
+        ("bad n=[1] --max-parallel many", "--max-parallel takes a whole number"),
+        ("bad n=[1] --lab nowhere", "no labnb.Lab named 'nowhere'"),
+        ("bad n=[1", "unbalanced"),
+        ("", "usage"),
+    ],
+)
+def test_bad_lines_give_one_line_errors_and_run_nothing(shell, line, message):
+    with pytest.raises(UsageError, match=message) as error:
+        cell(shell, line, "n")
+    assert "\n" not in str(error.value)
+    assert "bad" not in shell.user_ns
+    assert len(shell.user_ns["fast"].cache_table()) == 0
+
+
+def test_background_cell_returns_a_run_then_the_results(shell):
+    cell(shell, "later n=[1, 2, 3] --lab fast", "n * 10")
+    run = shell.user_ns["later"]
+    if isinstance(run, labnb.Run):
+        run.wait(30)
+    assert shell.user_ns["later"].tolist() == [10, 20, 30]
+
+
+def test_options_reach_the_task_type(shell, tmp_path):
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    cell(shell, "tracked n=[1] --lab fast --wait --max-parallel 2 --mlflow", "n")
+    (task,) = shell.user_ns["fast"].cached_tasks([_type_of(shell, "tracked")])
+    meta = task._labnb_meta
+    assert meta.max_parallel == 2 and meta.mlflow_run is True
+
+
+def _type_of(shell, name):
+    from labnb.tasks import _TASK_TYPES
+
+    return _TASK_TYPES[("__main__", name)]
+
+
+def test_line_magic_status_uncache_and_browser(shell, capsys):
+    cell(shell, "sq n=range(4) --wait", "n * n")
+    lab = shell.run_line_magic("labnb", "")
+    assert isinstance(lab, labnb.Lab) and len(lab.cache_table()) == 4
+    shell.run_line_magic("labnb", "status")
+    out = capsys.readouterr().out
+    assert "4 cached results" in out and "sq" in out
+    shell.run_line_magic("labnb", "uncache sq n=3")
+    assert "removed 1 cached result(s) of sq" in capsys.readouterr().out
+    assert sorted(lab.cache_table()["n"]) == [0, 1, 2]
+    shell.run_line_magic("labnb", "uncache sq")
+    assert len(lab.cache_table()) == 0
+    with pytest.raises(UsageError, match="unknown command"):
+        shell.run_line_magic("labnb", "frobnicate")
