@@ -82,9 +82,14 @@ _log_router = _LogRouter()
 def _install() -> None:
     global _installed
     with _lock:
+        # Checked on every task, not only the first: something may have replaced
+        # sys.stdout while other tasks were running (a test runner's capture, a
+        # notebook's redirect_stdout), and this task's prints must still be kept.
+        for name in ("stdout", "stderr"):
+            stream = getattr(sys, name)
+            if not isinstance(stream, _StreamRouter):
+                setattr(sys, name, _StreamRouter(stream))
         if _installed == 0:
-            sys.stdout = _StreamRouter(sys.stdout)
-            sys.stderr = _StreamRouter(sys.stderr)
             logging.getLogger().addHandler(_log_router)
         _installed += 1
 
@@ -106,6 +111,7 @@ def capture_output(channel: Channel, *, whole_process: bool = False) -> Iterator
     """Send everything printed, logged or reported while the block runs to ``channel``."""
     global _process_channel
     _install()
+    previous = _process_channel if whole_process else getattr(_local, "channel", None)
     if whole_process:
         _process_channel = channel
     else:
@@ -114,7 +120,7 @@ def capture_output(channel: Channel, *, whole_process: bool = False) -> Iterator
         yield
     finally:
         if whole_process:
-            _process_channel = None
+            _process_channel = previous
         else:
-            _local.channel = None
+            _local.channel = previous
         _uninstall()

@@ -108,7 +108,7 @@ class Lab:
         """
         tasks = _check_tasks(tasks)
         execution = self._execution(tasks, bust_cache)
-        if execution.plan.nodes and not disable_progress:
+        if not disable_progress:
             with _display(execution.state, self._in_notebook()):
                 execution.run()
         else:
@@ -249,14 +249,22 @@ def _display(state: RunState, notebook: bool) -> Iterator[None]:
 
         state.blocking = True
         view = RunView(state)
-        display(view)
+        handle = display(view, display_id=True)
         try:
             yield
         finally:
             state.blocking = False
             view.refresh()
+            # Again, so the plain-text fallback (nbconvert, no widgets) shows the end state.
+            if handle is not None:
+                handle.update(view)
         return
-    progress = TextProgress(state.to_run, len(state.records) - state.to_run)
+    loaded = len(state.records) - state.to_run
+    if not state.to_run:
+        print(f"labnb: {loaded} result(s) loaded from the cache", file=sys.stderr)
+        yield
+        return
+    progress = TextProgress(state.to_run, loaded)
     state.listeners.append(progress)
     try:
         yield

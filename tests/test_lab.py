@@ -283,3 +283,29 @@ def test_cached_tasks_come_in_the_order_they_ran(make_lab):
     for x in [3, 1, 2]:
         lab.run_task(Square(x=x))
     assert lab.cached_tasks([Square]) == [Square(x=3), Square(x=1), Square(x=2)]
+
+
+def test_output_is_captured_even_if_stdout_was_replaced_during_another_run(tmp_path):
+    import contextlib
+    import io
+    import sys
+
+    from labnb.capture import capture_output
+
+    class Channel:
+        def __init__(self):
+            self.text = ""
+
+        def output(self, text):
+            self.text += text
+
+        def progress(self, n, total, desc):
+            pass
+
+    outer, inner = Channel(), Channel()
+    with capture_output(outer):  # another run's task, still running
+        with contextlib.redirect_stdout(io.StringIO()), capture_output(inner):
+            print("inner task")
+        print("outer task")
+    assert inner.text == "inner task\n" and outer.text == "outer task\n"
+    assert not type(sys.stdout).__name__.startswith("_Stream")
