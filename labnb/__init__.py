@@ -8,6 +8,7 @@ from .formats import NumpyFormat, ParquetFormat, PickleFormat, ResultFormat
 from .lab import Lab, RunResults
 from .planning import CycleError
 from .progress_api import progress
+from .recording import log_artifact, log_features, log_metric, log_model, log_param
 from .run import Run
 from .runners.base import Runner
 from .storage import LocalStorage, NullStorage, Storage
@@ -46,6 +47,11 @@ __all__ = [
     "StorageError",
     "TaskFailed",
     "is_task",
+    "log_artifact",
+    "log_features",
+    "log_metric",
+    "log_model",
+    "log_param",
     "logger",
     "progress",
     "task",

@@ -16,7 +16,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 LOG_FORMAT = "%(levelname)s:%(name)s:%(message)s"
 
@@ -28,16 +28,30 @@ class Channel(Protocol):
 
     def progress(self, n: int, total: int | None, desc: str | None) -> None: ...
 
+    def metric(self, name: str, value: float, step: int | None, when: float) -> None: ...
+
+
+class Scope(NamedTuple):
+    """Where the running task's output, progress and logged records go."""
+
+    channel: Channel
+    recorder: Any = None
+
 
 _local = threading.local()
-_process_channel: Channel | None = None
+_process_scope: Scope | None = None
 _lock = threading.Lock()
 _installed = 0
 
 
+def current_scope() -> Scope | None:
+    """The scope of the task running in this thread (or this worker process), if any."""
+    return getattr(_local, "scope", None) or _process_scope
+
+
 def current_channel() -> Channel | None:
-    """The channel of the task running in this thread (or this worker process), if any."""
-    return getattr(_local, "channel", None) or _process_channel
+    scope = current_scope()
+    return None if scope is None else scope.channel
 
 
 class _StreamRouter:
@@ -107,20 +121,24 @@ def _uninstall() -> None:
 
 
 @contextmanager
-def capture_output(channel: Channel, *, whole_process: bool = False) -> Iterator[None]:
-    """Send everything printed, logged or reported while the block runs to ``channel``."""
-    global _process_channel
+def capture_output(
+    channel: Channel, recorder: Any = None, *, whole_process: bool = False
+) -> Iterator[None]:
+    """Send everything printed, logged or reported while the block runs to ``channel``
+    (and ``labnb.log_*`` calls to ``recorder``)."""
+    global _process_scope
     _install()
-    previous = _process_channel if whole_process else getattr(_local, "channel", None)
+    scope = Scope(channel, recorder)
+    previous = _process_scope if whole_process else getattr(_local, "scope", None)
     if whole_process:
-        _process_channel = channel
+        _process_scope = scope
     else:
-        _local.channel = channel
+        _local.scope = scope
     try:
         yield
     finally:
         if whole_process:
-            _process_channel = previous
+            _process_scope = previous
         else:
-            _local.channel = previous
+            _local.scope = previous
         _uninstall()

@@ -17,6 +17,7 @@ from typing import Any
 from .capture import Channel, capture_output
 from .errors import TaskFailed
 from .formats import Payload, PickleFormat
+from .recording import Recorder
 from .storage import PayloadWriter, StoredFile
 from .tracking import TrackingSetup, tracked_run
 
@@ -38,6 +39,8 @@ class Job:
     task: Any
     dependencies: dict[str, Payload] = field(default_factory=dict)
     cache: bool = True
+    dependency_runs: dict[str, str] = field(default_factory=dict)
+    """mlflow run ids of dependencies that were mlflow runs, to link the pipeline."""
 
 
 @dataclass
@@ -77,6 +80,10 @@ class Outcome:
     stored: StoredFile | None = None
     failure: Failure | None = None
     mlflow_run_id: str | None = None
+    record: dict[str, Any] | None = None
+    """What the task logged (``labnb.log_*``), kept with its result."""
+    artifacts: str | None = None
+    """The folder holding its artifacts and models, if it logged any."""
 
 
 def execute(
@@ -97,12 +104,15 @@ def execute(
     for dependency in task._labnb_dependencies:
         dependency.__dict__["_labnb_result"] = job.dependencies[dependency._labnb_id]
     task.__dict__["_labnb_context"] = setup.context
+    writer = setup.writer
+    artifacts = None if writer is None else (lambda: writer.artifacts_folder(job.task_id))
+    recorder = Recorder(channel, artifacts, task._labnb_meta.mlflow_run)
     run_id = None
     started = time.time()
     try:
         with (
-            capture_output(channel, whole_process=whole_process),
-            tracked_run(task, setup.tracking) as run_id,
+            capture_output(channel, recorder, whole_process=whole_process),
+            tracked_run(task, setup.tracking, job.dependency_runs) as run_id,
         ):
             value = task.run()
     except (Exception, SystemExit) as exc:
@@ -118,4 +128,13 @@ def execute(
     except Exception as exc:
         failure = Failure.from_exception(exc, note="its result could not be saved")
         return Outcome(job.task_id, started, finished, failure=failure)
-    return Outcome(job.task_id, started, finished, payload, stored, mlflow_run_id=run_id)
+    return Outcome(
+        job.task_id,
+        started,
+        finished,
+        payload,
+        stored,
+        mlflow_run_id=run_id,
+        record=recorder.record(),
+        artifacts=recorder.folder_name,
+    )

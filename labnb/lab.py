@@ -191,6 +191,46 @@ class Lab:
             raise LookupError(f"no logs for {task!r}: it has not run with this lab's storage")
         return text
 
+    def metrics(self, tasks_or_types: Iterable[Any]) -> pd.DataFrame:
+        """Every metric the given cached tasks (or all cached tasks of the given types)
+        logged, in long form: type, id, parameters, metric, step, value, time."""
+        from .tables import metrics_table
+
+        return metrics_table(self._entries_for(tasks_or_types))
+
+    def logged(self, task: Any) -> dict[str, Any]:
+        """What a cached task logged: params, metrics, features, artifacts (paths), models."""
+        (task,) = _check_tasks([task])
+        entry = self.storage.lookup(task._labnb_id)
+        if entry is None:
+            raise LookupError(f"{task!r} is not cached in this lab's storage")
+        record = dict(entry.get("tracking") or {})
+        folder = self.storage.artifacts_path(entry)
+        record["artifacts"] = {
+            name: folder / name for name in record.get("artifacts", []) if folder is not None
+        }
+        return record
+
+    def load_model(self, task: Any, name: str) -> Any:
+        """A model the task kept with ``labnb.log_model(name, model)``."""
+        import pickle
+
+        entry = self.storage.lookup(task._labnb_id)
+        folder = None if entry is None else self.storage.artifacts_path(entry)
+        if folder is None or name not in (entry.get("tracking") or {}).get("models", []):
+            raise LookupError(f"{task!r} has no cached model named {name!r}")
+        return pickle.loads((folder / f"{name}.model.pkl").read_bytes())
+
+    def _entries_for(self, tasks_or_types: Iterable[Any]) -> list[tuple[str, Entry]]:
+        items = list(tasks_or_types)
+        ids = {item._labnb_id for item in items if is_task(item)}
+        names = {_type_name(item) for item in items if not is_task(item)}
+        return [
+            (key, entry)
+            for key, entry in self.storage.entries()
+            if key in ids or entry["type"] in names
+        ]
+
     def cache_table(self, task_types: Sequence[type] | None = None) -> pd.DataFrame:
         """One row per cached task: type, id, a column per parameter, timings and size."""
         from .tables import cache_table

@@ -30,6 +30,8 @@ class Plan:
     """Every distinct object seen per id: each gets ``.result`` after the run."""
     loaded: dict[str, Payload] = field(default_factory=dict)
     nodes: list[Node] = field(default_factory=list)
+    run_ids: dict[str, str] = field(default_factory=dict)
+    """mlflow run ids of loaded tasks that were mlflow runs."""
 
 
 def check_acyclic(roots: Sequence[Any]) -> None:
@@ -83,9 +85,11 @@ def _make_plan(roots: Sequence[Any], storage: Storage, bust_cache: bool) -> Plan
             return
         plan.tasks[key] = task
         if not bust_cache and task._labnb_meta.format is not None:
-            payload = load_cached(storage, task, decode=key in root_ids)
-            if payload is not None:
-                plan.loaded[key] = payload
+            found = load_cached(storage, task, decode=key in root_ids)
+            if found is not None:
+                plan.loaded[key], run_id = found
+                if run_id:
+                    plan.run_ids[key] = run_id
                 return
         for dependency in task._labnb_dependencies:
             visit(dependency)
@@ -104,8 +108,10 @@ def _make_plan(roots: Sequence[Any], storage: Storage, bust_cache: bool) -> Plan
     return plan
 
 
-def load_cached(storage: Storage, task: Any, decode: bool) -> Payload | None:
-    """The cached result of ``task``, or None; a broken entry warns and counts as not cached."""
+def load_cached(storage: Storage, task: Any, decode: bool) -> tuple[Payload, str | None] | None:
+    """The cached result of ``task`` and its mlflow run id, or None.
+
+    A broken entry warns and counts as not cached."""
     entry = storage.lookup(task._labnb_id)
     fmt = task._labnb_meta.format
     if entry is None or fmt is None or entry["format"] != fmt.name:
@@ -121,4 +127,4 @@ def load_cached(storage: Storage, task: Any, decode: bool) -> Payload | None:
             stacklevel=2,
         )
         return None
-    return payload
+    return payload, entry.get("mlflow_run_id")

@@ -14,7 +14,7 @@ from typing import Any
 from .errors import TaskFailed
 from .execution import Job, Outcome, RunSetup
 from .planning import Plan
-from .runners.base import Output, Progress, Runner, Started
+from .runners.base import Metric, Output, Progress, Runner, Started
 from .scheduler import Scheduler
 from .state import CANCELLED, DONE, FAILED, RunState
 from .storage import Record, Storage
@@ -43,6 +43,7 @@ class Execution:
         self.state = RunState(plan)
         self.scheduler = Scheduler(plan.nodes, continue_on_failure)
         self.payloads = dict(plan.loaded)
+        self.run_ids = dict(plan.run_ids)
         self.failures: dict[str, TaskFailed] = {}
         self.first_failure: TaskFailed | None = None
         self._records: list[Record] = []
@@ -101,7 +102,8 @@ class Execution:
                 dep._labnb_id: self.payloads[dep._labnb_id] for dep in task._labnb_dependencies
             }
             cache = task._labnb_meta.format is not None
-            self.runner.submit(Job(key, task, dependencies, cache))
+            runs = {dep: self.run_ids[dep] for dep in dependencies if dep in self.run_ids}
+            self.runner.submit(Job(key, task, dependencies, cache, runs))
 
     def _handle(self, events: list[Any]) -> None:
         for event in events:
@@ -110,6 +112,8 @@ class Execution:
                 log.warning("labnb ignored an event for a task not in this run: %r", event)
             elif isinstance(event, Output):
                 self.state.output(event.task_id, event.text)
+            elif isinstance(event, Metric):
+                self.state.metric(event.task_id, event.name, event.value, event.step)
             elif isinstance(event, Progress):
                 self.state.progress(event.task_id, event.n, event.total, event.desc)
             elif isinstance(event, Started):
@@ -137,6 +141,8 @@ class Execution:
         self.scheduler.finish(key)
         self.state.finished(key, DONE)
         self.payloads[key] = outcome.payload
+        if outcome.mlflow_run_id:
+            self.run_ids[key] = outcome.mlflow_run_id
         entry = None
         if outcome.stored is not None:
             meta = task._labnb_meta
@@ -152,6 +158,8 @@ class Execution:
                 "started": outcome.started,
                 "finished": outcome.finished,
                 "mlflow_run_id": outcome.mlflow_run_id,
+                "tracking": outcome.record,
+                "artifacts": outcome.artifacts,
             }
         return key, entry, logs
 

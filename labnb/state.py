@@ -44,6 +44,8 @@ class TaskRecord:
     progress: tuple[int, int | None, str | None] | None = None
     output: list[str] = field(default_factory=list)
     error: TaskFailed | None = None
+    metrics: dict[str, list[tuple[int | None, float]]] = field(default_factory=dict)
+    """Logged metrics so far: name -> [(step, value), ...]."""
 
 
 class RunState:
@@ -79,6 +81,11 @@ class RunState:
     def progress(self, key: str, n: int, total: int | None, desc: str | None) -> None:
         with self.lock:
             self.records[key].progress = (n, total, desc)
+            self.version += 1
+
+    def metric(self, key: str, name: str, value: float, step: int | None) -> None:
+        with self.lock:
+            self.records[key].metrics.setdefault(name, []).append((step, value))
             self.version += 1
 
     def finished(self, key: str, status: str, error: TaskFailed | None = None) -> None:

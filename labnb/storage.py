@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import secrets
+import shutil
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ Record = tuple[str, "Entry | None", str]
 """(task id, index entry or None, logs of its last run)."""
 
 MARKER = "labnb-storage.json"
+ARTIFACTS = "artifacts"
 GENERATION_KEY = "labnb:generation"
 DISKCACHE_OPTIONS = {"eviction_policy": "none", "statistics": False}
 """diskcache must never drop an entry to save space."""
@@ -70,6 +72,14 @@ class PayloadWriter:
         os.replace(temporary, os.path.join(self.results_dir, name))
         return StoredFile(name, len(data), checksum(data))
 
+    def artifacts_folder(self, task_id: str) -> str:
+        """A new folder for this run's artifacts: a rerun never overwrites the cached one's."""
+        folder = os.path.join(
+            os.path.dirname(self.results_dir), ARTIFACTS, f"{task_id}-{secrets.token_hex(4)}"
+        )
+        os.makedirs(folder)
+        return folder
+
 
 class Storage(ABC):
     """What a Lab needs from a store; ``LocalStorage`` is the one on disk."""
@@ -102,6 +112,10 @@ class Storage(ABC):
     @abstractmethod
     def generation(self) -> int:
         """A number that changes whenever entries are added or removed (by any process)."""
+
+    def artifacts_path(self, entry: Entry) -> Path | None:
+        """Where an entry's artifacts and models are (None when it logged none)."""
+        return None
 
 
 class NullStorage(Storage):
@@ -195,7 +209,7 @@ class LocalStorage(Storage):
                 old = self._index.get(task_id)
                 self._index.set(task_id, entry)
                 if old is not None and old["file"] != entry["file"]:
-                    replaced.append(old["file"])
+                    replaced.append(old)
             self._index.incr(GENERATION_KEY)
         self._unlink(replaced)
 
@@ -206,7 +220,7 @@ class LocalStorage(Storage):
                 entry = self._index.pop(task_id, None)
                 self._logs.delete(task_id)
                 if entry is not None:
-                    removed.append(entry["file"])
+                    removed.append(entry)
             self._index.incr(GENERATION_KEY)
         self._unlink(removed)
         return len(removed)
@@ -226,10 +240,18 @@ class LocalStorage(Storage):
             self._logs_cache = diskcache.Cache(str(self.path / "logs"), **DISKCACHE_OPTIONS)
         return self._logs_cache
 
-    def _unlink(self, names: Iterable[str]) -> None:
-        for name in names:
+    def artifacts_path(self, entry: Entry) -> Path | None:
+        folder = entry.get("artifacts")
+        return None if folder is None else self.path / ARTIFACTS / folder
+
+    def _unlink(self, entries: Iterable[Entry]) -> None:
+        """Delete the files of entries that are no longer in the index."""
+        for entry in entries:
             with contextlib.suppress(FileNotFoundError):
-                (self._results / name).unlink()
+                (self._results / entry["file"]).unlink()
+            folder = self.artifacts_path(entry)
+            if folder is not None:
+                shutil.rmtree(folder, ignore_errors=True)
 
 
 def _prepare_directory(path: Path) -> None:

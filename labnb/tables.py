@@ -14,6 +14,46 @@ from .storage import Entry
 
 FIXED_COLUMNS = ["type", "id"]
 TIMING_COLUMNS = ["started", "finished", "duration_s", "size_bytes"]
+LOGGED_PREFIXES = ("params.", "metrics.", "mlflow_run_id")
+
+
+def logged_columns(entry: Entry) -> dict[str, Any]:
+    """What the task logged, as mlflow's search_runs names it: ``params.X``, ``metrics.Y``
+    (the last value logged) and the mlflow run id."""
+    columns: dict[str, Any] = {}
+    tracking = entry.get("tracking") or {}
+    for name, value in tracking.get("params", {}).items():
+        columns[f"params.{name}"] = value
+    for name, value, _, _ in tracking.get("metrics", []):
+        columns[f"metrics.{name}"] = value
+    if entry.get("mlflow_run_id"):
+        columns["mlflow_run_id"] = entry["mlflow_run_id"]
+    return columns
+
+
+def metrics_table(entries: list[tuple[str, Entry]]) -> pd.DataFrame:
+    """Every logged metric value in long form: one row per (task, metric, step)."""
+    rows = []
+    for key, entry in entries:
+        params = {name: display_value(value) for name, value in entry["params"].items()}
+        for name, value, step, when in (entry.get("tracking") or {}).get("metrics", []):
+            rows.append(
+                {
+                    "type": entry["type"],
+                    "id": key,
+                    **params,
+                    "metric": name,
+                    "step": step,
+                    "value": value,
+                    "time": when,
+                }
+            )
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return pd.DataFrame(columns=["type", "id", "metric", "step", "value", "time"])
+    frame["step"] = frame["step"].astype("Int64")
+    frame["time"] = pd.to_datetime(frame["time"], unit="s", utc=True)
+    return frame
 
 
 def display_value(encoded: Any) -> Any:
@@ -43,9 +83,11 @@ def cache_table(entries: list[tuple[str, Entry]]) -> pd.DataFrame:
             duration_s=entry["finished"] - entry["started"],
             size_bytes=entry["size"],
         )
+        row.update(logged_columns(entry))
         rows.append(row)
     params = [name for name in param_columns if name not in FIXED_COLUMNS]
-    frame = pd.DataFrame(rows, columns=FIXED_COLUMNS + params + TIMING_COLUMNS)
+    logged = sorted({key for row in rows for key in row if key.startswith(LOGGED_PREFIXES)})
+    frame = pd.DataFrame(rows, columns=FIXED_COLUMNS + params + TIMING_COLUMNS + logged)
     # Nullable dtypes: an int parameter missing for another task type stays an int.
     frame[params] = frame[params].convert_dtypes()
     for column in ("started", "finished"):

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import Enum
+from pathlib import Path
 from typing import Any
 
 from frozendict import frozendict
@@ -30,7 +31,15 @@ def tracking_setup(tasks: Any) -> TrackingSetup | None:
     import mlflow
     from mlflow.tracking.fluent import _get_experiment_id
 
-    return TrackingSetup(mlflow.get_tracking_uri(), _get_experiment_id())
+    return TrackingSetup(_absolute(mlflow.get_tracking_uri()), _get_experiment_id())
+
+
+def _absolute(uri: str) -> str:
+    """A relative ``sqlite:///mlflow.db`` would move with each worker's working directory."""
+    prefix = "sqlite:///"
+    if uri.startswith(prefix) and not uri[len(prefix) :].startswith("/"):
+        return prefix + str(Path(uri[len(prefix) :]).absolute())
+    return uri
 
 
 def flatten_params(task: Any, prefix: str = "") -> dict[str, str]:
@@ -55,8 +64,15 @@ def _flatten_value(params: dict[str, str], key: str, value: Any) -> None:
 
 
 @contextmanager
-def tracked_run(task: Any, setup: TrackingSetup | None) -> Iterator[str | None]:
-    """Wrap a task's whole ``run()`` in an mlflow run; yields the run id (None if untracked)."""
+def tracked_run(
+    task: Any, setup: TrackingSetup | None, dependency_runs: dict[str, str] | None = None
+) -> Iterator[str | None]:
+    """Wrap a task's whole ``run()`` in an mlflow run; yields the run id (None if untracked).
+
+    Runs of the task's dependencies (which ran first) are linked to this one:
+    mlflow's own ``mlflow.parentRunId`` tag makes its UI show the pipeline
+    nested, and ``labnb_parent_run_ids`` keeps every parent of a shared one.
+    """
     meta = task._labnb_meta
     if not meta.mlflow_run:
         yield None
@@ -77,7 +93,20 @@ def tracked_run(task: Any, setup: TrackingSetup | None) -> Iterator[str | None]:
         nested=mlflow.active_run() is not None,
     ) as run:
         mlflow.log_params(flatten_params(task))
+        if dependency_runs:
+            _link(mlflow.tracking.MlflowClient(), run.info.run_id, dependency_runs)
         yield run.info.run_id
+
+
+def _link(client: Any, parent: str, children: dict[str, str]) -> None:
+    mlflow_tags = {"labnb_dependency_run_ids": ",".join(sorted(children.values()))}
+    for key, value in mlflow_tags.items():
+        client.set_tag(parent, key, value)
+    for child in children.values():
+        tags = client.get_run(child).data.tags
+        parents = [run for run in tags.get("labnb_parent_run_ids", "").split(",") if run]
+        client.set_tag(child, "labnb_parent_run_ids", ",".join(sorted({*parents, parent})))
+        client.set_tag(child, "mlflow.parentRunId", parent)
 
 
 def mlflow_loaded() -> bool:

@@ -65,7 +65,7 @@ def test_cycle_is_refused_by_submit_before_anything_runs(make_lab):
         make_lab().submit([first])
 
 
-def test_progress_reaches_the_run_state(make_lab):
+def test_progress_reaches_the_run_state(make_lab, runner):
     lab = make_lab()
     run = lab.submit([Counts(n=30, pause=0.02)])
     seen = []
@@ -76,7 +76,9 @@ def test_progress_reaches_the_run_state(make_lab):
         time.sleep(0.02)
     run.wait()
     assert run.results == {Counts(n=30, pause=0.02): sum(range(30))}
-    assert seen and all(total == 30 and desc == "counting" for _, total, desc in seen)
+    # The serial runner hands over a task's events when it ends: nothing to see live.
+    assert seen or runner == "serial"
+    assert all(total == 30 and desc == "counting" for _, total, desc in seen)
     assert run.state.records[labnb.task_id(Counts(n=30, pause=0.02))].progress == (
         30,
         30,

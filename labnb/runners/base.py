@@ -34,7 +34,18 @@ class Progress:
     desc: str | None
 
 
-Event = Output | Started | Progress | Outcome
+@dataclass(frozen=True)
+class Metric:
+    """A running task logged a metric (``labnb.log_metric``)."""
+
+    task_id: str
+    name: str
+    value: float
+    step: int | None
+    time: float
+
+
+Event = Output | Started | Progress | Metric | Outcome
 
 
 class EventChannel:
@@ -49,6 +60,9 @@ class EventChannel:
 
     def progress(self, n: int, total: int | None, desc: str | None) -> None:
         self._put(Progress(self.task_id, n, total, desc))
+
+    def metric(self, name: str, value: float, step: int | None, when: float) -> None:
+        self._put(Metric(self.task_id, name, value, step, when))
 
 
 class Runner(ABC):

@@ -126,7 +126,9 @@ class ProcessRunner(Runner):
         parent_conn, child_conn = _CONTEXT.Pipe()
         threads = max(1, (os.cpu_count() or 1) // self.capacity)
         process = _CONTEXT.Process(
-            target=worker_main, args=(child_conn, dict(os.environ), threads), name="labnb-worker"
+            target=worker_main,
+            args=(child_conn, dict(os.environ), os.getcwd(), threads),
+            name="labnb-worker",
         )
         with _main_module_hidden():
             process.start()

@@ -15,7 +15,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from ..execution import Failure, Job, Outcome, RunSetup, execute
-from .base import Output, Progress, Started
+from .base import Metric, Output, Progress, Started
 from .shipping import JobReceiver
 
 FLUSH_INTERVAL = 0.05
@@ -30,13 +30,14 @@ THREAD_LIMIT_VARIABLES = (
 
 class _Channel:
     """The worker's side of the pipe: outcomes at once; output and progress in
-    batches every 50 ms (only the latest progress of a batch is sent)."""
+    batches every 50 ms (only the latest progress of a batch is sent; every metric is)."""
 
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
         self._lock = threading.Lock()
         self._pending: list[str] = []
         self._progress: Progress | None = None
+        self._metrics: list[Metric] = []
         self.task_id = ""
         threading.Thread(target=self._flush_forever, daemon=True, name="labnb-output").start()
 
@@ -45,6 +46,9 @@ class _Channel:
 
     def progress(self, n: int, total: int | None, desc: str | None) -> None:
         self._progress = Progress(self.task_id, n, total, desc)
+
+    def metric(self, name: str, value: float, step: int | None, when: float) -> None:
+        self._metrics.append(Metric(self.task_id, name, value, step, when))
 
     def send(self, event: Any) -> None:
         with self._lock:
@@ -58,11 +62,15 @@ class _Channel:
         if self._progress is not None:
             progress, self._progress = self._progress, None
             self._conn.send_bytes(pickle.dumps(progress))
+        if self._metrics:
+            metrics, self._metrics = self._metrics, []
+            for metric in metrics:
+                self._conn.send_bytes(pickle.dumps(metric))
 
     def _flush_forever(self) -> None:
         while True:
             time.sleep(FLUSH_INTERVAL)
-            if self._pending or self._progress is not None:
+            if self._pending or self._progress is not None or self._metrics:
                 try:
                     with self._lock:
                         self._flush_locked()
@@ -70,11 +78,11 @@ class _Channel:
                     return
 
 
-def worker_main(conn: Connection, environment: dict[str, str], threads: int) -> None:
+def worker_main(conn: Connection, environment: dict[str, str], cwd: str, threads: int) -> None:
     """Serve jobs until the parent says stop (an empty message) or goes away.
 
-    ``environment`` is the Lab process's ``os.environ`` now: a forked worker
-    would otherwise see the forkserver's, frozen when it started. ``threads``
+    ``environment`` and ``cwd`` are the Lab process's now: a forked worker would
+    otherwise have the forkserver's, frozen when it started. ``threads``
     caps the BLAS/OpenMP threads of the libraries tasks import, so that N
     workers do not each start one thread per core and fight over them (as
     joblib's loky does; a value the user set in the environment wins).
@@ -83,6 +91,7 @@ def worker_main(conn: Connection, environment: dict[str, str], threads: int) -> 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.environ.clear()
     os.environ.update(environment)
+    os.chdir(cwd)
     for variable in THREAD_LIMIT_VARIABLES:
         os.environ.setdefault(variable, str(threads))
     try:
