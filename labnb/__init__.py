@@ -17,6 +17,19 @@ from .tasks import is_task, logger, task, task_id
 __version__ = "0.1.0"
 
 
+def __getattr__(name: str):
+    """``labnb.RayRunner`` and ``labnb.FsspecStorage`` import Ray / fsspec only when used."""
+    if name == "RayRunner":
+        from .runners.ray import RayRunner
+
+        return RayRunner
+    if name == "FsspecStorage":
+        from .fsspec_storage import FsspecStorage
+
+        return FsspecStorage
+    raise AttributeError(f"module 'labnb' has no attribute {name!r}")
+
+
 def load_ipython_extension(shell):
     """``%load_ext labnb``: imported lazily so that worker processes never import IPython."""
     from .magics import load_ipython_extension as load

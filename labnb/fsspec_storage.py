@@ -25,9 +25,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import secrets
 import time
 from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 from .errors import StorageError
@@ -47,6 +49,8 @@ RENAMING_PROTOCOLS = frozenset({"file", "local"})
 """Filesystems where writing in place is not atomic but renaming is."""
 GENERATION = "generation"
 INDEX_SUFFIX = ".json"
+ARTIFACTS = "artifacts"
+"""Folders of files tasks keep with their results (``labnb.log_artifact``), where supported."""
 
 
 def _protocols(fs: Any) -> set[str]:
@@ -84,12 +88,37 @@ class FsspecPayloadWriter(PayloadWriter):
         super().__init__(results_dir)
         self.fs = fs
         self.rename = rename
+        self.only_in = os.getpid() if "memory" in _protocols(fs) else None
+        self.local = bool(_protocols(fs) & RENAMING_PROTOCOLS)
 
     def __call__(self, task_id: str, suffix: str, data: bytes) -> StoredFile:
+        if self.only_in is not None and os.getpid() != self.only_in:
+            # Written here, it would vanish with this worker: fail the task, clearly.
+            raise StorageError(
+                "memory:// storage lives in the Lab's process; use it with "
+                "runner='thread' or 'serial'"
+            )
         # 8 random bytes, not LocalStorage's 4: writers here may be many machines.
         name = f"{task_id[:2]}/{task_id}-{secrets.token_hex(8)}{suffix}"
         _put(self.fs, f"{self.results_dir}/{name}", data, self.rename)
         return StoredFile(name, len(data), checksum(data))
+
+    def artifacts_folder(self, task_id: str) -> str:
+        """A new local folder for a task's artifacts, as ``LocalStorage`` gives.
+
+        Tasks write artifacts with ordinary file functions, so they need a
+        folder on a filesystem: ``file://`` storage has one; object stores would
+        need an upload step labnb does not have yet, so the task fails clearly.
+        """
+        if not self.local:
+            raise StorageError(
+                "artifacts need storage on a filesystem (a path, or file:// for FsspecStorage); "
+                f"{sorted(_protocols(self.fs))[0]}:// storage does not keep them yet"
+            )
+        parent = self.results_dir.rpartition("/")[0]
+        folder = f"{parent}/{ARTIFACTS}/{task_id}-{secrets.token_hex(8)}"
+        os.makedirs(folder)
+        return folder
 
 
 class FsspecStorage(Storage):
@@ -204,12 +233,13 @@ class FsspecStorage(Storage):
         if self._known is not None:
             self._known.update(new)
         self._bump_generation()
-        replaced = [
-            self._result_path(old[task_id]["file"])
-            for task_id, entry in new.items()
-            if task_id in old and old[task_id]["file"] != entry["file"]
-        ]
-        self._remove_quietly(replaced)
+        self._remove_files(
+            [
+                old[task_id]
+                for task_id, entry in new.items()
+                if task_id in old and old[task_id]["file"] != entry["file"]
+            ]
+        )
 
     def remove(self, task_ids: Iterable[str]) -> int:
         task_ids = list(dict.fromkeys(task_ids))
@@ -222,7 +252,7 @@ class FsspecStorage(Storage):
         if self._known is not None:
             self._known.difference_update(task_ids)
         self._bump_generation()
-        self._remove_quietly([self._result_path(entry["file"]) for entry in old.values()])
+        self._remove_files(list(old.values()))
         return len(old)
 
     def read_logs(self, task_id: str) -> str | None:
@@ -236,6 +266,13 @@ class FsspecStorage(Storage):
             return int(self.fs.cat_file(self._path(GENERATION)))
         except (FileNotFoundError, ValueError):
             return 0
+
+    def artifacts_path(self, entry: Entry) -> Path | None:
+        """Where an entry's artifacts are (on ``file://`` storage; None when it logged none)."""
+        folder = entry.get("artifacts")
+        if folder is None or not _protocols(self.fs) & RENAMING_PROTOCOLS:
+            return None
+        return Path(self._path(ARTIFACTS, folder))
 
     # --- helpers ---------------------------------------------------------------
 
@@ -321,6 +358,14 @@ class FsspecStorage(Storage):
         # and all a reader needs is that the value differs from the one it saw.
         value = str(secrets.randbits(62)).encode()
         _put(self.fs, self._path(GENERATION), value, self.rename)
+
+    def _remove_files(self, entries: list[Entry]) -> None:
+        """Delete the payloads (and artifacts) of entries no longer in the index."""
+        self._remove_quietly([self._result_path(entry["file"]) for entry in entries])
+        for entry in entries:
+            if entry.get("artifacts"):
+                with contextlib.suppress(FileNotFoundError):
+                    self.fs.rm(self._path(ARTIFACTS, entry["artifacts"]), recursive=True)
 
     def _remove_quietly(self, paths: list[str]) -> None:
         if not paths:

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 DEFAULT_STORAGE = "labnb_storage"
 _DEFAULT: Any = object()
-RUNNERS = ("process", "thread", "serial")
+RUNNERS = ("process", "thread", "serial", "ray")
 
 
 class RunResults(dict):
@@ -40,10 +40,11 @@ class RunResults(dict):
 class Lab:
     """Runs tasks in background workers and caches every result in ``storage``.
 
-    ``storage`` is a directory path (default ``./labnb_storage``), ``None`` for no
-    caching, or a ``Storage``. ``context`` is shared by all tasks (``self.context``)
-    and is not part of their identity. ``runner`` is ``'process'``, ``'thread'``,
-    ``'serial'`` or a ``Runner``.
+    ``storage`` is a directory path (default ``./labnb_storage``), a URL such as
+    ``'s3://bucket/prefix'`` (``FsspecStorage``), ``None`` for no caching, or a
+    ``Storage``. ``context`` is shared by all tasks (``self.context``) and is not
+    part of their identity. ``runner`` is ``'process'``, ``'thread'``,
+    ``'serial'``, ``'ray'`` (``RayRunner``) or a ``Runner``.
     """
 
     def __init__(
@@ -59,7 +60,7 @@ class Lab:
             raise ValueError(f"max_workers must be a positive int or None, not {max_workers!r}")
         self.max_workers = max_workers or os.cpu_count() or 1
         # First: a process runner starts its forkserver now, which boots while storage opens.
-        self.runner = _make_runner(runner, self.max_workers)
+        self.runner = _make_runner(runner, self.max_workers, requested=max_workers)
         if storage is _DEFAULT:
             print(
                 f"labnb: caching results in ./{DEFAULT_STORAGE} (choose with Lab(storage=...))",
@@ -68,6 +69,10 @@ class Lab:
             storage = DEFAULT_STORAGE
         if storage is None:
             storage = NullStorage()
+        elif isinstance(storage, str) and "://" in storage:
+            from .fsspec_storage import FsspecStorage
+
+            storage = FsspecStorage(storage)
         elif isinstance(storage, (str, os.PathLike)):
             storage = LocalStorage(storage)
         elif not isinstance(storage, Storage):
@@ -109,7 +114,7 @@ class Lab:
         tasks = _check_tasks(tasks)
         execution = self._execution(tasks, bust_cache)
         if not disable_progress:
-            with _display(execution.state, self._in_notebook()):
+            with _display(execution.state, self._in_notebook(), self.storage):
                 execution.run()
         else:
             execution.run()
@@ -244,7 +249,7 @@ class Lab:
         return cache_table(entries)
 
 
-def _make_runner(runner: str | Runner, max_workers: int) -> Runner:
+def _make_runner(runner: str | Runner, max_workers: int, requested: int | None = None) -> Runner:
     if isinstance(runner, Runner):
         return runner
     if runner == "process":
@@ -259,6 +264,11 @@ def _make_runner(runner: str | Runner, max_workers: int) -> Runner:
         from .runners.local import SerialRunner
 
         return SerialRunner()
+    if runner == "ray":
+        from .runners.ray import RayRunner
+
+        # Only what the user asked for: this machine's CPU count means nothing on a cluster.
+        return RayRunner(max_workers=requested)
     raise ValueError(f"runner must be one of {RUNNERS} or a Runner, not {runner!r}")
 
 
@@ -280,7 +290,7 @@ def _type_name(cls: Any) -> str:
 
 
 @contextmanager
-def _display(state: RunState, notebook: bool) -> Iterator[None]:
+def _display(state: RunState, notebook: bool, storage: Any = None) -> Iterator[None]:
     """Show a run while it blocks: the widget in a notebook, a text bar elsewhere."""
     if notebook:
         from IPython.display import display
@@ -288,7 +298,7 @@ def _display(state: RunState, notebook: bool) -> Iterator[None]:
         from .widgets import RunView
 
         state.blocking = True
-        view = RunView(state)
+        view = RunView(state, storage=storage)
         handle = display(view, display_id=True)
         try:
             yield

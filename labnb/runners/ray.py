@@ -4,9 +4,11 @@ labnb's scheduler still decides which task runs next (dependencies, per-type
 ``max_parallel``, stop on first failure); Ray decides where, and supplies
 workers, resources, data movement and fault detection. How the pieces map:
 
-- The run's ``RunSetup`` (context, payload writer, tracking) is ``ray.put``
-  once per run. Tasks receive its reference boxed in a list, so Ray does not
-  resolve it per task; each worker process ``ray.get``s it once per run.
+- The run's ``RunSetup`` (context, payload writer, tracking), with the
+  handle of the output actor, is ``ray.put`` once per run. Tasks receive its
+  reference boxed in a list, so Ray does not resolve it per task; each
+  worker process ``ray.get``s it once per run. (So numpy arrays in the
+  context arrive zero-copy from the shared object store: read-only.)
 - A Ray task returns two objects: a small report (the ``Outcome`` without its
   payload, plus the output since the last live flush) that the driver fetches
   at once, and the payload bytes, which stay in the object store on the node
@@ -22,8 +24,9 @@ workers, resources, data movement and fault detection. How the pieces map:
 - Live output and progress travel through one small actor (the *sink*),
   pinned to the driver's node: a worker sends a batch at most every
   ``FLUSH_SECONDS`` and only once its task has run that long, and the driver
-  drains the sink every ``DRAIN_SECONDS``. Output of short tasks rides in the
-  report instead, so a thousand quick tasks cost no actor calls. A task's
+  asks the sink for new batches every ``DRAIN_SECONDS``, collecting the
+  answer when it arrives rather than waiting for it. Output of short tasks
+  rides in the report instead, so a thousand quick tasks cost no actor calls. A task's
   report counts the batches it sent, after waiting for the sink to have them;
   the driver drains until it has them all before it reports the outcome, so
   every ``Output`` precedes its task's ``Outcome``.
@@ -33,18 +36,25 @@ workers, resources, data movement and fault detection. How the pieces map:
 
 Per-task Ray options (``num_gpus``, ``memory``, custom ``resources``,
 ``max_retries``, ``runtime_env``, ``scheduling_strategy``...) come from an
-optional ``ray_options`` dict on the task class, which is not a field and so
-not part of task identity::
+optional ``ray_options`` dict on the task class. It is a class attribute, not
+a field (unannotated, or annotated ``ClassVar``), so it is not part of the
+task's identity: moving a task to a GPU does not invalidate its cache. This
+needs no change to ``@labnb.task``, and it is read afresh at each run, so a
+notebook can change it between runs::
 
     @labnb.task(max_parallel=2)
     class Train:
-        ray_options = {"num_gpus": 1}
+        ray_options: ClassVar[dict] = {"num_gpus": 1}
         seed: int
+
+Per-type ``max_parallel`` stays labnb's: its scheduler never submits more
+tasks of a type than that, so Ray never runs more.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import secrets
 import threading
@@ -55,13 +65,27 @@ from typing import Any
 
 from ..execution import Failure, Job, Outcome, RunSetup, execute
 from ..formats import Payload, ResultFormat
+from . import base
 from .base import Event, Output, Progress, Runner, Started
+
+_Metric: Any = getattr(base, "Metric", None)
+"""The ``labnb.log_metric`` event, in labnb versions that have it."""
+MetricRow = tuple[str, float, int | None, float]
+"""(name, value, step, time) of one ``labnb.log_metric`` call."""
 
 INSTALL_HINT = 'the Ray runner needs Ray: pip install "labnb[ray]"'
 FLUSH_SECONDS = 0.1
 """A worker sends a running task's new output at most this often."""
 DRAIN_SECONDS = 0.1
 """The driver collects live output from the sink at least this often while tasks run."""
+QUEUED_PER_CPU = 2
+"""Without ``max_workers``, this many tasks per cluster CPU are submitted at once.
+
+Ray's resources (``num_cpus=1`` per task by default) bound how many run; the
+extra ones wait in Ray's queue, so a worker starts its next task as soon as
+it is free instead of after a round trip through the notebook: that halves
+the per-task overhead of short tasks. Only a few are queued so that a failure
+(which stops new tasks) and a cancel still act at once."""
 SINK_TIMEOUT_SECONDS = 30.0
 FETCH_TIMEOUT_SECONDS = 300.0
 _RESERVED_OPTIONS = frozenset({"num_returns"})
@@ -94,6 +118,8 @@ class _Report:
     flushes: int
     """Batches sent to the sink; the driver must have them all before the outcome."""
     attempt: str
+    metrics: list[MetricRow] = dataclasses.field(default_factory=list)
+    """Logged since the last batch sent to the sink."""
 
 
 class _LiveChannel:
@@ -116,6 +142,7 @@ class _LiveChannel:
         self._announced = False
         self._pending: list[str] = []
         self._progress: tuple[int, int | None, str | None] | None = None
+        self._metrics: list[MetricRow] = []
         self._flushes = 0
         self._last: Any = None
         threading.Thread(target=self._flush_forever, daemon=True, name="labnb-live").start()
@@ -125,6 +152,7 @@ class _LiveChannel:
             self._sink, self._run, self.task_id, self._attempt = sink, run, task_id, attempt
             self._started, self._announced, self._active = started, False, True
             self._pending, self._progress, self._flushes, self._last = [], None, 0, None
+            self._metrics = []
 
     def output(self, text: str) -> None:
         with self._lock:
@@ -133,11 +161,18 @@ class _LiveChannel:
     def progress(self, n: int, total: int | None, desc: str | None) -> None:
         self._progress = (n, total, desc)
 
-    def end(self) -> tuple[str, tuple[int, int | None, str | None] | None, int]:
+    def metric(self, name: str, value: float, step: int | None, when: float) -> None:
+        with self._lock:
+            self._metrics.append((name, value, step, when))
+
+    def end(
+        self,
+    ) -> tuple[str, tuple[int, int | None, str | None] | None, list[MetricRow], int]:
         with self._lock:
             self._active = False
             text, self._pending = "".join(self._pending), []
             progress, self._progress = self._progress, None
+            metrics, self._metrics = self._metrics, []
             flushes, last, self._last, self._sink = self._flushes, self._last, None, None
         if last is not None:
             import ray
@@ -146,7 +181,7 @@ class _LiveChannel:
             # done, the sink holds every batch this task sent.
             with contextlib.suppress(Exception):  # a dead sink: live output is lost, not the task
                 ray.get(last, timeout=SINK_TIMEOUT_SECONDS)
-        return text, progress, flushes
+        return text, progress, metrics, flushes
 
     def _flush_forever(self) -> None:
         while True:
@@ -154,7 +189,12 @@ class _LiveChannel:
             with self._lock:
                 if not self._active or time.time() - self._started < FLUSH_SECONDS:
                     continue
-                if self._announced and not self._pending and self._progress is None:
+                if (
+                    self._announced
+                    and not self._pending
+                    and self._progress is None
+                    and not self._metrics
+                ):
                     continue
                 announce = None
                 if not self._announced:
@@ -162,17 +202,28 @@ class _LiveChannel:
                     self._announced = True
                 text, self._pending = "".join(self._pending), []
                 progress, self._progress = self._progress, None
+                metrics, self._metrics = self._metrics, []
                 try:
                     self._last = self._sink.put.remote(
-                        self._run, self.task_id, self._attempt, announce, text, progress
+                        self._run, self.task_id, self._attempt, announce, text, progress, metrics
                     )
                     self._flushes += 1
-                except Exception:  # the sink is gone: keep the text for the report
+                except Exception:  # the sink is gone: keep text and metrics for the report
                     self._pending.insert(0, text)
+                    self._metrics[:0] = metrics
+
+
+@dataclass
+class _RunBox:
+    """What every task of one run shares, put in the object store once per run."""
+
+    setup: RunSetup
+    sink: Any
+    run: int
 
 
 _channel: _LiveChannel | None = None
-_setup_cache: tuple[str, RunSetup] | None = None
+_box_cache: tuple[str, _RunBox] | None = None
 _node: str | None = None
 
 
@@ -185,56 +236,63 @@ def _node_id() -> str:
     return _node
 
 
-def _load_setup(box: list[Any]) -> RunSetup:
-    """The run's setup, fetched and unpickled once per worker process per run."""
-    global _setup_cache
+def _load_box(boxed: list[Any]) -> _RunBox:
+    """The run's shared objects, fetched and unpickled once per worker process per run.
+
+    The reference arrives inside a list because Ray resolves only top-level
+    reference arguments, and would then unpickle the context for every task.
+    """
+    global _box_cache
     import ray
 
-    (ref,) = box
+    (ref,) = boxed
     key = ref.hex()
-    if _setup_cache is None or _setup_cache[0] != key:
-        _setup_cache = None  # let the previous run's context go first
-        _setup_cache = (key, ray.get(ref))
-    return _setup_cache[1]
+    if _box_cache is None or _box_cache[0] != key:
+        _box_cache = None  # let the previous run's context go first
+        _box_cache = (key, ray.get(ref))
+    return _box_cache[1]
 
 
 def _run_in_worker(
-    setup_box: list[Any],
-    job: Job,
-    dependency_formats: list[tuple[str, ResultFormat]],
-    sink: Any,
-    run: int,
+    boxed: list[Any],
+    work: tuple[Job, list[tuple[str, ResultFormat]]],
     *dependency_data: bytes,
 ) -> tuple[_Report, bytes | None]:
-    """The body of every labnb Ray task; Ray has resolved the dependencies' payload refs."""
+    """The body of every labnb Ray task; Ray has resolved the dependencies' payload refs.
+
+    Few arguments on purpose: Ray serializes each one separately, and that
+    is most of the notebook's cost per task.
+    """
     global _channel
     started = time.time()
     attempt = secrets.token_hex(4)
+    job, dependency_formats = work
     if _channel is None:
         _channel = _LiveChannel()
     channel = _channel
-    channel.begin(sink, run, job.task_id, attempt, started)
     try:
-        try:
-            setup = _load_setup(setup_box)
-        except Exception as exc:
-            note = "the run's context could not be loaded in a Ray worker"
-            failure = Failure.from_exception(exc, note=note)
-            outcome = Outcome(job.task_id, started, time.time(), failure=failure)
-        else:
-            job.dependencies = {
-                task_id: Payload(fmt, data=data)
-                for (task_id, fmt), data in zip(dependency_formats, dependency_data)
-            }
-            outcome = execute(job, setup, channel, whole_process=True, ship=True)
+        box = _load_box(boxed)
+    except Exception as exc:
+        note = "the run's context could not be loaded in a Ray worker"
+        failure = Failure.from_exception(exc, note=note)
+        outcome = Outcome(job.task_id, started, time.time(), failure=failure)
+        report = _Report(outcome, None, os.getpid(), _node_id(), started, "", None, 0, attempt)
+        return report, None
+    channel.begin(box.sink, box.run, job.task_id, attempt, started)
+    try:
+        job.dependencies = {
+            task_id: Payload(fmt, data=data)
+            for (task_id, fmt), data in zip(dependency_formats, dependency_data, strict=True)
+        }
+        outcome = execute(job, box.setup, channel, whole_process=True, ship=True)
     finally:
-        text, progress, flushes = channel.end()
+        text, progress, metrics, flushes = channel.end()
     fmt, data = None, None
     if outcome.payload is not None:
         fmt, data = outcome.payload.format, outcome.payload.data
         outcome.payload = None
     report = _Report(
-        outcome, fmt, os.getpid(), _node_id(), started, text, progress, flushes, attempt
+        outcome, fmt, os.getpid(), _node_id(), started, text, progress, flushes, attempt, metrics
     )
     return report, data
 
@@ -304,8 +362,10 @@ class RayRunner(Runner):
     ``None`` starts a local Ray instance (or joins the one ``RAY_ADDRESS``
     names). If Ray is already initialised in this process it is used as it
     is and ``address`` and ``init_options`` are ignored. ``max_workers``
-    bounds how many tasks are submitted to Ray at once (default: the
-    cluster's CPUs, read at the start of each run, so nodes that join count).
+    bounds how many tasks run at once, exactly; by default Ray's resources
+    bound them (one CPU per task unless options say otherwise) and labnb
+    keeps ``QUEUED_PER_CPU`` tasks per cluster CPU submitted, the CPUs being
+    counted at the start of each run, so nodes that joined count.
     ``max_retries``: how many times Ray reruns a task whose worker or node
     died (exceptions raised by tasks are never retried). ``task_options``
     are Ray options for every task (``{'num_cpus': 2}``); a task class's
@@ -337,13 +397,14 @@ class RayRunner(Runner):
         self._remote: Any = ray.remote(_run_in_worker)
         self._sink: Any = None
         self._run = 0
-        self._setup_ref: Any = None
+        self._box_ref: Any = None
         self._options: dict[type, Any] = {}
         self._pending: dict[Any, _Pending] = {}
         self._payloads: list[_RayPayload] = []
         self._put_refs: dict[str, Any] = {}
         self._received: dict[tuple[str, str], int] = {}
         self._announced: set[tuple[str, str]] = set()
+        self._drain_ref: Any = None
         self._drained_at = time.monotonic()
 
     def __repr__(self) -> str:
@@ -355,17 +416,18 @@ class RayRunner(Runner):
         ray = self._ray
         self._run += 1
         self._options = {}
+        if self._sink is None:
+            self._sink = self._make_sink()
         try:
-            self._setup_ref = ray.put(setup)
+            self._box_ref = ray.put(_RunBox(setup, self._sink, self._run))
         except Exception as exc:
             raise TypeError(
                 f"the Lab's context cannot be sent to Ray workers ({exc}); "
                 "use runner='thread' or a picklable context"
             ) from exc
         if self.max_workers is None:
-            self.capacity = max(1, int(ray.cluster_resources().get("CPU", 1)))
-        if self._sink is None:
-            self._sink = self._make_sink()
+            cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+            self.capacity = QUEUED_PER_CPU * cpus
         self._drained_at = time.monotonic()
 
     @property
@@ -373,12 +435,12 @@ class RayRunner(Runner):
         return len(self._pending)
 
     def submit(self, job: Job) -> None:
-        assert self._setup_ref is not None, "open() the runner first"
+        assert self._box_ref is not None, "open() the runner first"
         formats = [(task_id, payload.format) for task_id, payload in job.dependencies.items()]
         data = [self._ref_for(task_id, payload) for task_id, payload in job.dependencies.items()]
-        shipped = Job(job.task_id, job.task, {}, job.cache)
+        shipped = dataclasses.replace(job, dependencies={})  # they travel as object refs
         report, payload = self._options_for(type(job.task)).remote(
-            [self._setup_ref], shipped, formats, self._sink, self._run, *data
+            [self._box_ref], (shipped, formats), *data
         )
         self._pending[report] = _Pending(job.task_id, report, payload)
 
@@ -386,24 +448,38 @@ class RayRunner(Runner):
         if not self._pending:
             return []
         ray = self._ray
-        until_drain = self._drained_at + DRAIN_SECONDS - time.monotonic()
-        refs = list(self._pending)
-        ready, _ = ray.wait(refs, num_returns=1, timeout=max(0.0, min(timeout, until_drain)))
-        if ready and len(refs) > 1:
-            ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
-        finished = [self._pending.pop(ref) for ref in ready]
+        now = time.monotonic()
+        if self._drain_ref is None and self._sink is not None:
+            if now - self._drained_at >= DRAIN_SECONDS:
+                # Asked for now, collected when it arrives: the loop never blocks on it.
+                self._drain_ref = self._sink.drain.remote()
+                self._drained_at = now
+            else:
+                timeout = min(timeout, self._drained_at + DRAIN_SECONDS - now)
+        watched = list(self._pending)
+        if self._drain_ref is not None:
+            watched.append(self._drain_ref)
+        ready, _ = ray.wait(watched, num_returns=1, timeout=max(0.0, timeout))
+        if ready and len(watched) > 1:
+            ready, _ = ray.wait(watched, num_returns=len(watched), timeout=0)
+        finished = [self._pending.pop(ref) for ref in ready if ref in self._pending]
         reports = self._fetch_reports(finished)
-        behind = any(
-            isinstance(report, _Report)
-            and report.flushes > self._received.get((pending.task_id, report.attempt), 0)
-            for pending, report in zip(finished, reports)
-        )
+        live = {pending.task_id for pending in self._pending.values()}
+        live.update(pending.task_id for pending in finished)
         events: list[Event] = []
-        if behind or time.monotonic() - self._drained_at >= DRAIN_SECONDS:
-            live = {pending.task_id for pending in self._pending.values()}
-            live.update(pending.task_id for pending in finished)
-            self._drain(live, events)
-        for pending, report in zip(finished, reports):
+        if self._drain_ref is not None and len(ready) > len(finished):
+            self._collect_drain(live, events)
+        # A task that sent live batches reports how many; its outcome waits
+        # until all have arrived, so its output always comes first. The sink
+        # had them all before the task returned, so one fresh drain suffices.
+        for attempt in range(2):
+            if not self._behind(finished, reports) or self._sink is None:
+                break
+            if self._drain_ref is None or attempt:
+                self._drain_ref = self._sink.drain.remote()
+                self._drained_at = time.monotonic()
+            self._collect_drain(live, events)
+        for pending, report in zip(finished, reports, strict=True):
             self._finish(pending, report, events)
         return events
 
@@ -413,11 +489,12 @@ class RayRunner(Runner):
             with contextlib.suppress(Exception):
                 self._ray.cancel(pending.report, force=True)
         self._pending.clear()
+        self._drain_ref = None  # holds nothing this run still needs
         self._fetch_payloads()
         self._put_refs.clear()
         self._received.clear()
         self._announced.clear()
-        self._setup_ref = None
+        self._box_ref = None
 
     # --- helpers ----------------------------------------------------------------
 
@@ -470,17 +547,25 @@ class RayRunner(Runner):
                 reports.append(_failure_from_ray(exc))
         return reports
 
-    def _drain(self, live: set[str], events: list[Event]) -> None:
+    def _behind(self, finished: list[_Pending], reports: list[_Report | Failure]) -> bool:
+        return any(
+            isinstance(report, _Report)
+            and report.flushes > self._received.get((pending.task_id, report.attempt), 0)
+            for pending, report in zip(finished, reports, strict=True)
+        )
+
+    def _collect_drain(self, live: set[str], events: list[Event]) -> None:
+        """Turn the sink's batches for running (or just finished) tasks into events."""
         ray = self._ray
-        self._drained_at = time.monotonic()
+        ref, self._drain_ref = self._drain_ref, None
         try:
-            batches = ray.get(self._sink.drain.remote(), timeout=SINK_TIMEOUT_SECONDS)
+            batches = ray.get(ref, timeout=SINK_TIMEOUT_SECONDS)
         except ray.exceptions.RayError:
             # The sink died (its node went away): results still arrive in the
             # reports; a new sink serves the next run.
             self._sink = None
             return
-        for run, task_id, attempt, announce, text, progress in batches:
+        for run, task_id, attempt, announce, text, progress, metrics in batches:
             if run != self._run or task_id not in live:
                 continue  # from a cancelled task or an earlier run
             key = (task_id, attempt)
@@ -493,6 +578,7 @@ class RayRunner(Runner):
                 events.append(Output(task_id, text))
             if progress is not None:
                 events.append(Progress(task_id, *progress))
+            _add_metrics(task_id, metrics, events)
 
     def _finish(self, pending: _Pending, report: _Report | Failure, events: list[Event]) -> None:
         task_id = pending.task_id
@@ -508,6 +594,7 @@ class RayRunner(Runner):
             events.append(Output(task_id, report.output))
         if report.progress is not None:
             events.append(Progress(task_id, *report.progress))
+        _add_metrics(task_id, report.metrics, events)
         outcome = report.outcome
         if report.format is not None:
             payload = _RayPayload(report.format, pending.payload)
@@ -528,10 +615,8 @@ class RayRunner(Runner):
         if not remote:
             return
         try:
-            for payload, data in zip(
-                remote,
-                ray.get([payload.ref for payload in remote], timeout=FETCH_TIMEOUT_SECONDS),
-            ):
+            fetched = ray.get([payload.ref for payload in remote], timeout=FETCH_TIMEOUT_SECONDS)
+            for payload, data in zip(remote, fetched, strict=True):
                 payload.fetched(data)
             return
         except ray.exceptions.RayError:
@@ -539,6 +624,11 @@ class RayRunner(Runner):
         for payload in remote:  # some are lost: keep the others, leave those to fail when read
             with contextlib.suppress(ray.exceptions.RayError):
                 payload.fetched(ray.get(payload.ref, timeout=FETCH_TIMEOUT_SECONDS))
+
+
+def _add_metrics(task_id: str, metrics: list[MetricRow], events: list[Event]) -> None:
+    if _Metric is not None:
+        events.extend(_Metric(task_id, *row) for row in metrics)
 
 
 def _check_options(options: Any, owner: Any) -> dict[str, Any]:
