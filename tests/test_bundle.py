@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -47,3 +48,31 @@ def test_front_end_unit_tests():
     )
     result = subprocess.run([node, "--test", *tests], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_wheel_and_sdist_carry_the_bundle(tmp_path):
+    """pip installs from a wheel, an sdist or git never run Node: the bundle must be in them."""
+    import tarfile
+    import zipfile
+
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(ROOT)],
+        check=True,
+    )
+    (wheel,) = tmp_path.glob("labnb-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    for name in ("run_view.js", "cache_view.js", "widget.css"):
+        assert f"labnb/static/{name}" in names
+    assert not any(name.startswith(("js/", "tests/", "node_modules/")) for name in names)
+
+    subprocess.run(
+        [sys.executable, "-m", "hatchling", "build", "-t", "sdist", "-d", str(tmp_path)],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
+    (sdist,) = tmp_path.glob("labnb-*.tar.gz")
+    with tarfile.open(sdist) as archive:
+        members = archive.getnames()
+    assert any(member.endswith("labnb/static/run_view.js") for member in members)
+    assert not any("/node_modules/" in member or "/.venv/" in member for member in members)
