@@ -23,6 +23,7 @@ import {
   syncKeyed,
   watchHeartbeat,
 } from "./common.js";
+import { createMetricsPanel } from "./metrics.js";
 
 const DEFAULT_QUERY = {
   text: "",
@@ -161,6 +162,7 @@ function render({ model, el, experimental }) {
 
   let opener = null; // the Logs button that opened the panel, to return focus to
   const logPanel = createLogPanel({
+    tracking: createMetricsPanel(),
     onClose() {
       logPanel.hide();
       if (opener?.isConnected) opener.focus({ preventScroll: true });
@@ -490,7 +492,15 @@ function render({ model, el, experimental }) {
     });
     if (!reply) return;
     opener = button;
-    logPanel.show({ id: row.id, label: rowLabel(row), status: "", text: reply.text ?? "" });
+    logPanel.show({
+      id: row.id,
+      label: rowLabel(row),
+      status: "",
+      text: reply.text ?? "",
+      metrics: reply.metrics,
+      artifacts: reply.artifacts,
+      models: reply.models,
+    });
     markLogRow();
   }
 

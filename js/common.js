@@ -230,12 +230,14 @@ export function createStatus() {
 // --------------------------------------------------------------- log panel
 
 /**
- * The log panel: a heading, a "Close logs" button and a `role="log"` <pre>.
- * `show({label, status, text})` replaces or extends the text; when the new
- * text extends the old one only the new part is appended. It keeps the view
- * scrolled to the bottom unless the user has scrolled up to read.
+ * The log panel: a heading, a "Close logs" button, optionally a `tracking`
+ * part (js/metrics.js: the task's metrics and artifacts) and a `role="log"` <pre>.
+ * `show({label, status, text, metrics, artifacts, models})` replaces or
+ * extends the text; when the new text extends the old one only the new part
+ * is appended. It keeps the view scrolled to the bottom unless the user has
+ * scrolled up to read.
  */
-export function createLogPanel({ onClose }) {
+export function createLogPanel({ onClose, tracking = null }) {
   const title = h("span", { class: "labnb-log-title" });
   const state = h("span", { class: "labnb-log-state" });
   const close = h("button", {
@@ -250,6 +252,7 @@ export function createLogPanel({ onClose }) {
     "section",
     { class: "labnb-logs", hidden: true },
     h("div", { class: "labnb-log-head" }, title, state, close),
+    tracking?.el,
     pre,
   );
   let shownId = null;
@@ -260,8 +263,10 @@ export function createLogPanel({ onClose }) {
     get id() {
       return shownId;
     },
-    show({ id, label, status, text }) {
+    show({ id, label, status, text, metrics, artifacts, models }) {
       const fresh = id !== shownId;
+      if (fresh) tracking?.clear(); // another task's rows must not be reused
+      tracking?.show({ metrics, artifacts, models });
       shownId = id;
       setText(title, `Logs of ${label}`);
       setAttr(pre, "aria-label", `Logs of ${label}`);
@@ -282,6 +287,7 @@ export function createLogPanel({ onClose }) {
       shownId = null;
       shownText = "";
       pre.textContent = "";
+      tracking?.clear();
       el.hidden = true;
     },
   };

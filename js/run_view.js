@@ -15,6 +15,7 @@ import {
   syncKeyed,
   watchHeartbeat,
 } from "./common.js";
+import { createMetricsPanel } from "./metrics.js";
 
 export const BLOCKING_NOTE =
   "This cell is running: buttons respond when it finishes. " +
@@ -92,7 +93,7 @@ function render({ model, el, experimental }) {
   // --- log panel (follows the `log_task` trait)
   let dismissedId = null; // closed here; ignore its updates until the kernel agrees
   let opener = null; // the Logs button that opened the panel, to return focus to
-  const logPanel = createLogPanel({ onClose: closeLogs });
+  const logPanel = createLogPanel({ onClose: closeLogs, tracking: createMetricsPanel() });
 
   const root = h(
     "div",

@@ -118,4 +118,6 @@ class Run:
             return {"text/plain": repr(self)}
         from .widgets import RunView
 
-        return RunView(self.state, cancel=self.cancel)._repr_mimebundle_(**kwargs)
+        return RunView(
+            self.state, cancel=self.cancel, storage=self._execution.storage
+        )._repr_mimebundle_(**kwargs)

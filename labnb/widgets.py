@@ -46,6 +46,20 @@ DEFAULT_QUERY: dict[str, Any] = {
 }
 LOG_TEXT_LIMIT = 1_000_000
 """Characters of logs sent to the browser at most (the end of the logs)."""
+METRIC_POINTS = 500
+"""Points of one metric sent to the browser at most (evenly downsampled, keeping the last)."""
+MAX_METRICS = 50
+"""Metrics of one task sent to the browser at most."""
+CLOSED_LOG: dict[str, Any] = {
+    "id": "",
+    "label": "",
+    "status": "",
+    "text": "",
+    "metrics": [],
+    "artifacts": [],
+    "models": [],
+}
+"""``log_task`` while no log panel is open."""
 
 
 class _Ticker:
@@ -152,6 +166,41 @@ def _task_id_from(payload: dict[str, Any]) -> str | None:
     return None
 
 
+def _metric_points(series: list[tuple[int | None, float]]) -> list[list[float]]:
+    """``[[step, value], ...]`` (the index when no step was given), at most ``METRIC_POINTS``."""
+    points = [
+        [index if step is None else step, value] for index, (step, value) in enumerate(series)
+    ]
+    if len(points) <= METRIC_POINTS:
+        return points
+    last = len(points) - 1
+    # Evenly spaced indices from the first point to the last (both always kept).
+    picked = sorted({round(i * last / (METRIC_POINTS - 1)) for i in range(METRIC_POINTS)})
+    return [points[i] for i in picked]
+
+
+def _metrics_payload(series: dict[str, list[tuple[int | None, float]]]) -> list[dict[str, Any]]:
+    """Each metric's name, last value and (downsampled) points, in logging order."""
+    return [
+        {"name": name, "last": values[-1][1], "points": _metric_points(values)}
+        for name, values in list(series.items())[:MAX_METRICS]
+        if values
+    ]
+
+
+def _tracked(entry: Any) -> dict[str, Any]:
+    """``metrics``/``artifacts``/``models`` of a storage entry's ``tracking``, for the browser."""
+    tracking = (entry.get("tracking") if isinstance(entry, dict) else None) or {}
+    series: dict[str, list[tuple[int | None, float]]] = {}
+    for name, value, step, *_ in tracking.get("metrics") or []:
+        series.setdefault(name, []).append((step, value))
+    return {
+        "metrics": _metrics_payload(series),
+        "artifacts": [str(name) for name in tracking.get("artifacts") or []],
+        "models": [str(name) for name in tracking.get("models") or []],
+    }
+
+
 def _params_label(task: Any) -> str:
     text = repr(task)
     return text if len(text) <= 160 else text[:157] + "..."
@@ -164,7 +213,7 @@ class RunView(LiveView):
     summary = traitlets.Dict().tag(sync=True)
     types = traitlets.List().tag(sync=True)
     tasks = traitlets.List().tag(sync=True)
-    log_task = traitlets.Dict({"id": "", "label": "", "status": "", "text": ""}).tag(sync=True)
+    log_task = traitlets.Dict(dict(CLOSED_LOG)).tag(sync=True)
 
     commands: ClassVar[dict[str, str]] = {
         "cancel": "_cancel",
@@ -173,10 +222,16 @@ class RunView(LiveView):
     }
 
     def __init__(
-        self, state: RunState, cancel: Callable[[], None] | None = None, **kwargs: Any
+        self,
+        state: RunState,
+        cancel: Callable[[], None] | None = None,
+        storage: Any = None,
+        **kwargs: Any,
     ) -> None:
         self._state = state
         self._cancel_run = cancel
+        self._storage = storage  # where finished and loaded tasks' tracking is (or None)
+        self._entries: dict[str, Any] = {}  # task id -> its storage entry, once found
         self._seen_version = -1
         self._log_id = ""
         self._samplers: dict[int, Any] = {}
@@ -311,12 +366,28 @@ class RunView(LiveView):
             text += record.error.traceback
         elif record.status == LOADED:
             text = "(loaded from the cache: these are the logs of the run that computed it)\n"
+        tracked = self._tracked(key, record.status)
+        if record.metrics:  # live, as the task logs them
+            tracked["metrics"] = _metrics_payload(record.metrics)
         return {
             "id": key,
             "label": _params_label(record.task),
             "status": record.status,
             "text": text[-LOG_TEXT_LIMIT:],
+            **tracked,
         }
+
+    def _tracked(self, key: str, status: str) -> dict[str, Any]:
+        """What a finished or loaded task logged, from its storage entry (when there is one)."""
+        entry = self._entries.get(key)
+        if entry is None and self._storage is not None and status in (DONE, LOADED):
+            try:
+                entry = self._storage.lookup(key)
+            except Exception:
+                log.exception("labnb widget could not read the entry of task %s", key)
+            if entry is not None:
+                self._entries[key] = entry
+        return _tracked(entry)
 
     # --- commands (validated payloads, under the view's lock) ---------------
 
@@ -335,11 +406,18 @@ class RunView(LiveView):
         with self._state.lock:
             self.log_task = self._log_payload(key)
         ticker.add(self)
-        return {"ok": True, "text": self.log_task["text"]}
+        reply = self.log_task
+        return {
+            "ok": True,
+            "text": reply["text"],
+            "metrics": reply["metrics"],
+            "artifacts": reply["artifacts"],
+            "models": reply["models"],
+        }
 
     def _close_logs(self, _: dict[str, Any]) -> dict[str, Any]:
         self._log_id = ""
-        self.log_task = {"id": "", "label": "", "status": "", "text": ""}
+        self.log_task = dict(CLOSED_LOG)
         return {"ok": True}
 
 
@@ -364,6 +442,7 @@ class CacheView(LiveView):
         self._table: Any = None
         self._generation: int | None = None
         self._checked_at = 0.0
+        self._reload_seconds = 0.0
         super().__init__(**kwargs)
         self.observe(self._on_query, names="query")
         self._reload()
@@ -373,25 +452,29 @@ class CacheView(LiveView):
 
     def update(self) -> None:
         now = time.monotonic()
-        if now - self._checked_at < HEARTBEAT_SECONDS:
+        if now - self._checked_at < self._check_every:
             return
         self._checked_at = now
         if self._lab.storage.generation() != self._generation:
             self._reload()
 
+    @property
+    def _check_every(self) -> float:
+        """Seconds between looks at the index: never more than a tenth of the
+        kernel's time goes to refreshing, however big the cache."""
+        return max(HEARTBEAT_SECONDS, 10 * self._reload_seconds)
+
     def _reload(self) -> None:
         """Read the index again (it changed, maybe in another process) and send the page."""
         from .tables import cache_table
 
+        started = time.monotonic()
         with self._lock:
             self._generation = self._lab.storage.generation()
             table = cache_table(list(self._lab.storage.entries()))
             fixed = {"type", "id", "started", "finished", "duration_s", "size_bytes"}
             self._params = [column for column in table.columns if column not in fixed]
-            searched = table[["type", "id", *self._params]].itertuples(index=False)
-            table["haystack"] = [
-                " ".join(str(value) for value in row if _present(value)).lower() for row in searched
-            ]
+            table["haystack"] = _search_text(table, self._params)
             self._table = table
             counts = table["type"].value_counts(sort=False)
             with self.hold_sync():
@@ -399,6 +482,7 @@ class CacheView(LiveView):
                     {"type": name, "count": int(count)} for name, count in sorted(counts.items())
                 ]
                 self._send_page()
+        self._reload_seconds = time.monotonic() - started
 
     def _on_query(self, change: dict[str, Any]) -> None:
         query = _valid_query(change["new"], self._table.columns if self._table is not None else ())
@@ -456,7 +540,8 @@ class CacheView(LiveView):
         text = self._lab.storage.read_logs(key) if key else None
         if text is None:
             return {"ok": False, "error": "no logs for this task"}
-        return {"ok": True, "text": text[-LOG_TEXT_LIMIT:]}
+        entry = self._lab.storage.lookup(key)
+        return {"ok": True, "text": text[-LOG_TEXT_LIMIT:], **_tracked(entry)}
 
     def _refresh(self, _: dict[str, Any]) -> dict[str, Any]:
         self._reload()
@@ -481,6 +566,13 @@ def _valid_query(query: Any, columns: Any) -> dict[str, Any]:
         if isinstance(value, int) and not isinstance(value, bool):
             valid[name] = min(max(value, low), high)
     return valid
+
+
+def _search_text(table: Any, params: list[str]) -> Any:
+    """One lower-case string per row (type, id, parameters) for the text filter, built
+    column by column (vectorised) rather than row by row."""
+    columns = [table[name].astype("string").fillna("") for name in ["id", *params]]
+    return table["type"].astype("string").str.cat(columns, sep=" ").str.lower()
 
 
 def _present(value: Any) -> bool:

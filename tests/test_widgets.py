@@ -240,3 +240,70 @@ def test_handlers_are_thread_safe(cached_lab, sent):
 def test_displaying_outside_a_kernel_is_plain_text(cached_lab):
     assert cached_lab._repr_mimebundle_() == {"text/plain": repr(cached_lab)}
     assert ticker is not None
+
+
+@pytest.fixture
+def tracked_lab(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the task writes its artifacts relative to here
+    from tracking_tasks import Prepare, Train
+
+    lab = labnb.Lab(storage=tmp_path / "s", runner="thread")
+    return lab, Train(c=0.5, data=Prepare(n=4))
+
+
+def test_run_view_logs_carry_metrics_and_artifacts(tracked_lab, sent):
+    lab, train = tracked_lab
+    run = lab.submit([train])
+    run.wait(60)
+    view = RunView(run.state, cancel=run.cancel, storage=lab.storage)
+    reply = command(view, "open_logs", {"id": labnb.task_id(train)}, sent)
+    metrics = {metric["name"]: metric for metric in reply["metrics"]}
+    assert metrics["loss"]["points"] == [[0, 1.0], [1, 0.5], [2, 1 / 3]]
+    assert metrics["loss"]["last"] == 1 / 3
+    assert metrics["accuracy"] == {"name": "accuracy", "last": 0.75, "points": [[0, 0.75]]}
+    assert reply["artifacts"] == ["report.txt", "plots"] and reply["models"] == ["model"]
+    assert view.log_task["metrics"] == reply["metrics"]
+    assert view.log_task["artifacts"] == ["report.txt", "plots"]
+    # Loaded from the cache in a later run: the same, from the storage entry.
+    again = lab.submit([train])
+    again.wait(60)
+    loaded = RunView(again.state, storage=lab.storage)
+    reply = command(loaded, "open_logs", {"id": labnb.task_id(train)}, sent)
+    assert reply["metrics"] == view.log_task["metrics"] and reply["models"] == ["model"]
+    assert command(loaded, "close_logs", {}, sent) == {"ok": True}
+    assert loaded.log_task["metrics"] == [] and loaded.log_task["artifacts"] == []
+    view.close()
+    loaded.close()
+
+
+def test_run_view_metrics_follow_a_running_task(finished_run, sent):
+    _, run = finished_run
+    view = RunView(run.state, cancel=run.cancel)
+    chatty = labnb.task_id(Chatty(n=2))
+    assert command(view, "open_logs", {"id": chatty}, sent)["metrics"] == []
+    for step in range(1200):  # as a running task's log_metric calls arrive
+        run.state.metric(chatty, "loss", 1.0 / (step + 1), step)
+        if step in (0, 1):
+            view.update()
+            assert len(view.log_task["metrics"][0]["points"]) == step + 1
+    view.update()
+    (loss,) = view.log_task["metrics"]
+    assert len(loss["points"]) == 500
+    assert loss["points"][0] == [0, 1.0] and loss["points"][-1] == [1199, 1 / 1200]
+    assert loss["last"] == 1 / 1200
+    assert [point[0] for point in loss["points"]] == sorted({p[0] for p in loss["points"]})
+    view.close()
+
+
+def test_cache_view_logs_carry_metrics_and_artifacts(tracked_lab, sent):
+    lab, train = tracked_lab
+    lab.run_tasks([train])
+    view = CacheView(lab)
+    reply = command(view, "logs", {"id": labnb.task_id(train)}, sent)
+    assert reply["ok"]
+    metrics = {metric["name"]: metric for metric in reply["metrics"]}
+    assert [point[0] for point in metrics["loss"]["points"]] == [0, 1, 2]
+    assert reply["artifacts"] == ["report.txt", "plots"] and reply["models"] == ["model"]
+    prepared = command(view, "logs", {"id": labnb.task_id(train.data)}, sent)
+    assert prepared["metrics"] == [] and prepared["artifacts"] == [] and prepared["models"] == []
+    view.close()

@@ -146,7 +146,7 @@ function createStatus() {
   };
   return { el, show, dispose: () => clearTimeout(timer) };
 }
-function createLogPanel({ onClose }) {
+function createLogPanel({ onClose, tracking = null }) {
   const title = h("span", { class: "labnb-log-title" });
   const state = h("span", { class: "labnb-log-state" });
   const close = h("button", {
@@ -161,6 +161,7 @@ function createLogPanel({ onClose }) {
     "section",
     { class: "labnb-logs", hidden: true },
     h("div", { class: "labnb-log-head" }, title, state, close),
+    tracking?.el,
     pre
   );
   let shownId = null;
@@ -171,8 +172,10 @@ function createLogPanel({ onClose }) {
     get id() {
       return shownId;
     },
-    show({ id, label, status, text }) {
+    show({ id, label, status, text, metrics, artifacts, models }) {
       const fresh = id !== shownId;
+      if (fresh) tracking?.clear();
+      tracking?.show({ metrics, artifacts, models });
       shownId = id;
       setText(title, `Logs of ${label}`);
       setAttr(pre, "aria-label", `Logs of ${label}`);
@@ -192,6 +195,7 @@ function createLogPanel({ onClose }) {
       shownId = null;
       shownText = "";
       pre.textContent = "";
+      tracking?.clear();
       el.hidden = true;
     }
   };
@@ -340,6 +344,121 @@ function createActions({ experimental, status, isBusy, timing = TIMING }) {
   return { run, dispose };
 }
 
+// js/metrics.js
+var SVG = "http://www.w3.org/2000/svg";
+var SPARK_WIDTH = 120;
+var SPARK_HEIGHT = 24;
+function svg(tag, attrs = {}) {
+  const node = document.createElementNS(SVG, tag);
+  for (const [key, value] of Object.entries(attrs)) node.setAttribute(key, String(value));
+  return node;
+}
+function formatMetric(value) {
+  if (value == null || !Number.isFinite(value)) return DASH;
+  if (Number.isInteger(value) && Math.abs(value) < 1e9) return String(value);
+  const abs = Math.abs(value);
+  if (abs !== 0 && (abs < 1e-3 || abs >= 1e6)) return value.toExponential(3);
+  return String(Number(value.toPrecision(4)));
+}
+function sparkPoints(points, width = SPARK_WIDTH, height = SPARK_HEIGHT) {
+  const finite = points.filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y));
+  if (finite.length < 2) return "";
+  const xs = finite.map((p) => p[0]);
+  const ys = finite.map((p) => p[1]);
+  const [x0, x1] = [Math.min(...xs), Math.max(...xs)];
+  const [y0, y1] = [Math.min(...ys), Math.max(...ys)];
+  const pad = 2;
+  const sx = (x) => x1 === x0 ? width / 2 : pad + (x - x0) / (x1 - x0) * (width - 2 * pad);
+  const sy = (y) => y1 === y0 ? height / 2 : pad + (y1 - y) / (y1 - y0) * (height - 2 * pad);
+  return finite.map(([x, y]) => `${sx(x).toFixed(1)},${sy(y).toFixed(1)}`).join(" ");
+}
+function createMetricsPanel() {
+  const metricsList = h("ul", { class: "labnb-metric-list", "aria-label": "Metrics" });
+  const metricRows = /* @__PURE__ */ new Map();
+  const metricsSection = h(
+    "div",
+    { class: "labnb-metrics", hidden: true },
+    h("h4", { class: "labnb-section-title", text: "Metrics" }),
+    metricsList
+  );
+  const artifactList = h("ul", { class: "labnb-artifact-list", "aria-label": "Artifacts" });
+  const artifactItems = /* @__PURE__ */ new Map();
+  const artifactsSection = h(
+    "div",
+    { class: "labnb-artifacts", hidden: true },
+    h("h4", { class: "labnb-section-title", text: "Artifacts" }),
+    artifactList
+  );
+  const el = h("div", { class: "labnb-tracking", hidden: true }, metricsSection, artifactsSection);
+  function createMetricRow(metric) {
+    const name = h("span", { class: "labnb-metric-name" });
+    const last = h("span", { class: "labnb-metric-last" });
+    const chart = h("span", { class: "labnb-metric-chart" });
+    const tr = h("li", { class: "labnb-metric", "data-metric": metric.name }, name, last, chart);
+    tr.labnbParts = { name, last, chart, svg: null, line: null };
+    return tr;
+  }
+  function updateMetricRow(tr, metric) {
+    const p = tr.labnbParts;
+    setText(p.name, metric.name);
+    setText(p.last, formatMetric(metric.last));
+    const points = Array.isArray(metric.points) ? metric.points : [];
+    const drawn = points.length > 1 ? sparkPoints(points) : "";
+    if (drawn) {
+      if (!p.svg) {
+        p.line = svg("polyline", { class: "labnb-spark-line", fill: "none" });
+        p.svg = svg("svg", {
+          class: "labnb-spark",
+          role: "img",
+          width: SPARK_WIDTH,
+          height: SPARK_HEIGHT,
+          viewBox: `0 0 ${SPARK_WIDTH} ${SPARK_HEIGHT}`,
+          preserveAspectRatio: "none"
+        });
+        p.svg.append(p.line);
+        p.chart.append(p.svg);
+      }
+      setAttr(p.svg, "aria-label", `${metric.name} over steps`);
+      setAttr(p.line, "points", drawn);
+    } else if (p.svg) {
+      p.svg.remove();
+      p.svg = null;
+      p.line = null;
+    }
+  }
+  return {
+    el,
+    /** Show `{metrics, artifacts, models}` (missing parts count as empty). */
+    show({ metrics, artifacts, models } = {}) {
+      const list = Array.isArray(metrics) ? metrics.filter((m) => m && m.name != null) : [];
+      syncKeyed(metricsList, metricRows, list, (m) => String(m.name), createMetricRow, updateMetricRow);
+      metricsSection.hidden = list.length === 0;
+      const items = [
+        ...(Array.isArray(artifacts) ? artifacts : []).map((name) => ({ name, kind: "artifact" })),
+        ...(Array.isArray(models) ? models : []).map((name) => ({ name, kind: "model" }))
+      ];
+      syncKeyed(
+        artifactList,
+        artifactItems,
+        items,
+        (item) => `${item.kind}:${item.name}`,
+        (item) => {
+          const li = h("li", { class: "labnb-artifact", "data-kind": item.kind });
+          li.append(h("span", { class: "labnb-artifact-name" }));
+          if (item.kind === "model") li.append(h("span", { class: "labnb-model-tag", text: "model" }));
+          return li;
+        },
+        (li, item) => setText(li.firstChild, String(item.name))
+      );
+      artifactsSection.hidden = items.length === 0;
+      el.hidden = metricsSection.hidden && artifactsSection.hidden;
+    },
+    clear() {
+      this.show({});
+    }
+  };
+}
+
 // js/run_view.js
 var BLOCKING_NOTE = "This cell is running: buttons respond when it finishes. Use the kernel's stop button to cancel.";
 var STATE_TEXT = { running: "Running", done: "Done", cancelled: "Cancelled", failed: "Failed" };
@@ -406,7 +525,7 @@ function render({ model, el, experimental }) {
   );
   let dismissedId = null;
   let opener = null;
-  const logPanel = createLogPanel({ onClose: closeLogs });
+  const logPanel = createLogPanel({ onClose: closeLogs, tracking: createMetricsPanel() });
   const root = h(
     "div",
     { class: "labnb labnb-run-view" },

@@ -24,8 +24,9 @@ class Step:
 
     def run(self):
         print(f"step {self.i} starting")
-        for _ in labnb.progress(range(20), desc="steps"):
+        for k in labnb.progress(range(20), desc="steps"):
             time.sleep(self.seconds)
+            labnb.log_metric("loss", 1.0 / (k + 1), step=k)
         print(f"step {self.i} says hello")
         return self.i
 
@@ -76,6 +77,7 @@ def test_background_run_logs_other_cells_and_uncache(notebook):
     log = nb.page.get_by_role("log").first
     wait_until(lambda: "step 0 says hello" in log.inner_text(), 30, "step 0's logs never showed")
     assert "step 0 starting" in log.inner_text()
+    nb.page.get_by_role("img", name="loss over steps").first.wait_for(timeout=30_000)
     nb.screenshot("run-logs")
 
     wait_until(lambda: overall(nb)[0] == 6, 60, "the run never finished")
