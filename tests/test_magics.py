@@ -139,6 +139,7 @@ def test_options_reach_the_task_type(shell, tmp_path):
     import mlflow
 
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    mlflow.set_experiment("labnb-magics-test")
     cell(shell, "tracked n=[1] --lab fast --wait --max-parallel 2 --mlflow", "n")
     (task,) = shell.user_ns["fast"].cached_tasks([_type_of(shell, "tracked")])
     meta = task._labnb_meta

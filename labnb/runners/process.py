@@ -1,7 +1,9 @@
 """``'process'``: a pool of worker processes, one pipe each.
 
-Workers fork from a forkserver, not from the Lab's process: a Jupyter kernel
-has threads, and forking a threaded process can deadlock. Each worker has its
+In a Jupyter kernel, workers fork from a forkserver, not from the Lab's
+process: a kernel has threads, and forking a threaded process can deadlock.
+A single-threaded process (a script) forks its workers directly, which is
+safe and saves the forkserver's start-up. Each worker has its
 own pipe and process sentinel, so when a worker dies the job it was running
 is known and only that job fails (a shared executor would break every pending
 job). Workers live for one run: a notebook that edits an imported module gets
@@ -17,6 +19,7 @@ import os
 import pickle
 import signal
 import sys
+import threading
 import types
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -36,6 +39,16 @@ if "forkserver" in multiprocessing.get_all_start_methods():
     _CONTEXT.set_forkserver_preload(["labnb.runners.worker"])
 else:
     _CONTEXT = multiprocessing.get_context("spawn")
+# A process with a single thread (a script) forks safely and instantly; only
+# on Linux, where fork has no such caveats as macOS's system libraries.
+_FORK: Any = multiprocessing.get_context("fork") if sys.platform == "linux" else None
+
+
+def _start_context() -> Any:
+    """fork when this process has one thread, else the forkserver (a kernel has threads)."""
+    if _FORK is not None and threading.active_count() == 1:
+        return _FORK
+    return _CONTEXT
 
 STOP_GRACE_SECONDS = 2.0
 
@@ -53,7 +66,7 @@ class ProcessRunner(Runner):
         self.capacity = max_workers
         self._workers: list[_Worker] = []
         self._setup: bytes = b""
-        if _CONTEXT.get_start_method() == "forkserver":
+        if _start_context().get_start_method() == "forkserver":
             # Returns at once; the server imports labnb while the user does other things.
             with _main_module_hidden():
                 multiprocessing.forkserver.ensure_running()
@@ -123,9 +136,10 @@ class ProcessRunner(Runner):
         return None
 
     def _spawn(self) -> _Worker:
-        parent_conn, child_conn = _CONTEXT.Pipe()
+        context = _start_context()
+        parent_conn, child_conn = context.Pipe()
         threads = max(1, (os.cpu_count() or 1) // self.capacity)
-        process = _CONTEXT.Process(
+        process = context.Process(
             target=worker_main,
             args=(child_conn, dict(os.environ), os.getcwd(), threads),
             name="labnb-worker",
