@@ -59,12 +59,16 @@ def free_port() -> int:
 
 @dataclass
 class JupyterServer:
-    """A running JupyterLab, isolated in ``base_dir``; notebooks live in ``root_dir``."""
+    """A running JupyterLab, isolated in ``base_dir``; notebooks live in ``root_dir``.
+
+    ``python`` is the interpreter of the environment JupyterLab (and so its
+    native ``python3`` kernel) runs in; None means the one running the tests."""
 
     base_dir: Path
     port: int
     token: str
     process: subprocess.Popen | None = None
+    python: str | None = None
     log_path: Path = field(init=False)
 
     def __post_init__(self) -> None:
@@ -135,8 +139,17 @@ class JupyterServer:
             "IPYTHONDIR": str(self.base_dir / "ipython"),
             "PYTHONUNBUFFERED": "1",
         }
+        if self.python is not None:
+            # Another environment: its bin/ first on PATH (as if activated; do
+            # not resolve the symlink, that would leave the venv), and nothing
+            # of the test runner's environment leaking into it.
+            bin_dir = os.path.dirname(os.path.abspath(self.python))
+            env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "")
+            env["VIRTUAL_ENV"] = os.path.dirname(bin_dir)
+            env.pop("PYTHONPATH", None)
+            env.pop("PYTHONHOME", None)
         cmd = [
-            sys.executable,
+            self.python or sys.executable,
             "-m",
             "jupyterlab",
             "--no-browser",
@@ -212,17 +225,23 @@ class JupyterServer:
                 self.api("DELETE", f"/api/kernels/{kernel['id']}", timeout=30)
 
 
-def start_server(base_dir: Path, attempts: int = 3) -> JupyterServer:
-    """Start JupyterLab on a free port with a random token (retrying on a port race)."""
+def start_server(
+    base_dir: Path, attempts: int = 3, python: str | None = None, timeout: float = 60
+) -> JupyterServer:
+    """Start JupyterLab on a free port with a random token (retrying on a port race).
+
+    ``python``: run the JupyterLab of that interpreter's environment instead of
+    the test runner's own (see :class:`JupyterServer`)."""
     error: Exception | None = None
     for attempt in range(attempts):
         server = JupyterServer(
             base_dir=base_dir / f"server{attempt}",
             port=free_port(),
             token=secrets.token_hex(16),
+            python=python,
         )
         try:
-            server.start()
+            server.start(timeout=timeout)
             return server
         except RuntimeError as e:
             error = e
