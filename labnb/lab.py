@@ -8,6 +8,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from .cpus import available_cpus
 from .errors import StorageError, TaskFailed
 from .execution import RunSetup
 from .identity import decode
@@ -58,7 +59,7 @@ class Lab:
     ) -> None:
         if max_workers is not None and (not isinstance(max_workers, int) or max_workers < 1):
             raise ValueError(f"max_workers must be a positive int or None, not {max_workers!r}")
-        self.max_workers = max_workers or os.cpu_count() or 1
+        self.max_workers = max_workers or available_cpus()
         # First: a process runner starts its forkserver now, which boots while storage opens.
         self.runner = _make_runner(runner, self.max_workers, requested=max_workers)
         if storage is _DEFAULT:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import os
 import re
 import time
 import warnings
@@ -271,7 +270,9 @@ def test_workers_cap_blas_threads_unless_the_user_chose(make_lab, monkeypatch):
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setenv("MKL_NUM_THREADS", "7")
     lab = make_lab(max_workers=2, context={"key": None})
-    threads = str(max(1, (os.cpu_count() or 1) // 2))
+    from labnb.cpus import available_cpus
+
+    threads = str(max(1, available_cpus() // 2))
     assert lab.run_task(ReadsEnvironment(names=["OMP_NUM_THREADS", "MKL_NUM_THREADS"])) == (
         threads,
         "7",

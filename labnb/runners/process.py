@@ -29,6 +29,7 @@ from typing import Any
 
 import cloudpickle
 
+from ..cpus import available_cpus
 from ..execution import Failure, Job, Outcome, RunSetup
 from .base import Event, Runner
 from .shipping import JobSender
@@ -49,6 +50,7 @@ def _start_context() -> Any:
     if _FORK is not None and threading.active_count() == 1:
         return _FORK
     return _CONTEXT
+
 
 STOP_GRACE_SECONDS = 2.0
 
@@ -138,7 +140,7 @@ class ProcessRunner(Runner):
     def _spawn(self) -> _Worker:
         context = _start_context()
         parent_conn, child_conn = context.Pipe()
-        threads = max(1, (os.cpu_count() or 1) // self.capacity)
+        threads = max(1, available_cpus() // self.capacity)
         process = context.Process(
             target=worker_main,
             args=(child_conn, dict(os.environ), os.getcwd(), threads),
