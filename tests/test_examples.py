@@ -33,9 +33,11 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 RUN_LEFTOVERS = (
     "*.executed.ipynb",
     "classification_lab_*",
+    "cookbook_*",
     "labnb_storage",
     "mlflow.db",
     "mlruns",
+    "tracking_storage",
     ".ipynb_*",
 )
 NOTEBOOKS = sorted(
@@ -75,6 +77,14 @@ class Executed:
             for output in self.cell(cell_id).outputs
             if output.output_type == "stream" and output.name == "stdout"
         )
+
+    def displayed(self, cell_id: str) -> list[str]:
+        """The plain-text forms of what a cell displayed (widgets included), in order."""
+        return [
+            output.data.get("text/plain", "")
+            for output in self.cell(cell_id).outputs
+            if output.output_type == "display_data"
+        ]
 
     def result_text(self, cell_id: str) -> str:
         for output in self.cell(cell_id).outputs:
@@ -161,6 +171,7 @@ def error_outputs(nb: nbformat.NotebookNode) -> list[str]:
 
 def test_there_are_examples() -> None:
     assert "tutorial.ipynb" in NOTEBOOKS
+    assert "cookbook.ipynb" in NOTEBOOKS
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
@@ -291,5 +302,295 @@ def check_tutorial(executed: Executed) -> None:
     assert "ClassifierExperiment" in executed.result_text("cache-table")
 
 
-HIDDEN: dict[str, Hidden] = {"tutorial.ipynb": TUTORIAL_HIDDEN}
-CHECKS: dict[str, Callable[[Executed], None]] = {"tutorial.ipynb": check_tutorial}
+# --- cookbook.ipynb --------------------------------------------------------------
+
+RUN_SUMMARY = re.compile(r"(\d+) done, (\d+) loaded, (\d+) failed")
+IDS = re.compile(r"\[((?:'[0-9a-f]{8}'(?:, )?)+)\]")
+
+
+def run_counts(executed: Executed, cell_id: str) -> list[tuple[int, int, int]]:
+    """(done, loaded, failed) of each run a cell showed, from the run widget's text form."""
+    return [
+        tuple(map(int, match))
+        for text in executed.displayed(cell_id)
+        for match in RUN_SUMMARY.findall(text)
+    ]
+
+
+def printed_ids(executed: Executed, cell_id: str) -> list[list[str]]:
+    """The lists of short task ids a cell printed, one per line that has one."""
+    return [re.findall(r"[0-9a-f]{8}", found) for found in IDS.findall(executed.stdout(cell_id))]
+
+
+COOKBOOK_HIDDEN = Hidden(
+    after={
+        # The pipeline ran every step once: shared preprocessing is not repeated.
+        "pipeline-run": """
+print(json.dumps(lab.cache_table()['type'].value_counts().to_dict(), sort_keys=True))
+""",
+        "mlflow-runs": """
+print(json.dumps({
+    'task_ids': sorted(mlflow_runs['tags.labnb_task_id']),
+    'expected': sorted(labnb.task_id(task) for task in runs),
+    'types': sorted(set(mlflow_runs['tags.labnb_task_type'])),
+}))
+""",
+    },
+    before={"pipeline-run": "import json"},
+)
+
+
+def check_cookbook(executed: Executed) -> None:
+    # Logging: what a task logged and printed, read back in order.
+    assert executed.stdout("logging-read") == (
+        "WARNING:labnb:Warning, the seed is: 3\nThe seed is: 3\n\n"
+    )
+
+    # Complex parameters: factory tasks behind a Protocol, Enum members, the context.
+    protocol = executed.stdout("protocol-tasks")
+    assert "LRClassifierTask(random_state=42)): training accuracy" in protocol
+    assert "NBClassifierTask()): training accuracy" in protocol
+    assert all(float(value) > 0.9 for value in re.findall(r"accuracy ([0-9.]+)", protocol))
+    assert executed.stdout("enum-task") == (
+        "{'IRIS': (150, 4), 'WINE': (178, 13), 'BREAST_CANCER': (569, 30)}\n"
+    )
+    assert "SumExperiment(dataset_key='ones'): np.float64(500.0)" in executed.stdout("context-task")
+
+    # joblib inside a task (max_parallel=1): one score per fold.
+    cv = executed.stdout("cv-task")
+    assert "CVExperiment(cv_folds=3): 3 folds" in cv and "CVExperiment(cv_folds=5): 5 folds" in cv
+
+    # Failures: the default raises TaskFailed naming the task; continue_on_failure
+    # returns the rest, reports the failure, caches only what succeeded, keeps the logs.
+    assert executed.stdout("failure-default") == (
+        "RatioExperiment(denominator=0) failed with ZeroDivisionError: division by zero\n"
+    )
+    continued = executed.stdout("failure-continue")
+    assert (
+        "results: {RatioExperiment(denominator=1): 10.0, RatioExperiment(denominator=2): 5.0, "
+        "RatioExperiment(denominator=5): 2.0}" in continued
+    )
+    assert (
+        "failed: RatioExperiment(denominator=0): ZeroDivisionError: division by zero" in continued
+    )
+    assert "RatioExperiment(denominator=0): False" in continued
+    assert continued.count(": True") == 3
+    assert executed.stdout("failure-logs").rstrip().endswith("ZeroDivisionError: division by zero")
+
+    # Definitions: moving keeps ids (loaded, not run); a new field or code_version gives new ids.
+    (original,) = printed_ids(executed, "definitions-v1")
+    assert len(original) == 3
+    assert printed_ids(executed, "definitions-moved") == [original]
+    assert "cookbook_project.experiments.BootstrapExperiment" in executed.stdout(
+        "definitions-moved"
+    )
+    assert "all cached: True" in executed.stdout("definitions-moved")
+    assert run_counts(executed, "definitions-moved") in ([], [(0, 3, 0)])
+    shown, with_field, with_version = printed_ids(executed, "definitions-changed")
+    assert shown == original
+    assert len({*original, *with_field, *with_version}) == 9
+    assert executed.stdout("definitions-changed").count("cached: False") == 2
+    rerun = executed.stdout("definitions-rerun")
+    assert "entries of type BootstrapExperiment: 6" in rerun
+    version_2, version_1 = printed_ids(executed, "definitions-rerun")
+    assert sorted(version_2) == sorted(with_version) and sorted(version_1) == sorted(original)
+    child = executed.stdout("definitions-child")
+    assert child.count("(loaded from the cache)") == 3 and child.count("(ran)") == 3
+    assert run_counts(executed, "definitions-child") == [(3, 3, 0)]
+    assert executed.stdout("definitions-cleanup") == (
+        "removed 3 results of the first definition\n"
+        "{'BootstrapExperiment': 3, 'BootstrapIntervalExperiment': 3}\n"
+    )
+
+    # Finding cached results: listing, is_cached, the table and the cache browser.
+    assert executed.stdout("find-cached-tasks").count("Experiment(n_resamples=") == 6
+    assert executed.stdout("find-is-cached") == "True False\n"
+    assert "duration_s" in executed.result_text("find-table")
+    assert "cache browser" in executed.result_text("browser")
+    assert "6 cached tasks" in executed.result_text("browser")
+
+    # Clearing: uncache_tasks and bust_cache.
+    assert executed.stdout("clear-uncache") == "removed 1; still cached: False\n"
+    assert executed.stdout("clear-bust") == "3 of 3 results computed again\n"
+
+    # Formats: .npy, .parquet and the custom JSON format, on disk.
+    assert executed.stdout("formats-builtin") == "['.npy', '.parquet']\n"
+    assert "alcohol" in executed.result_text("formats-builtin")
+    results = executed.workdir / "cookbook_formats" / "results"
+    assert {path.suffix for path in results.rglob("*.*")} == {".npy", ".parquet", ".json"}
+    (json_file,) = results.rglob("*.json")
+    balance = {"n_samples": 178, "class_counts": {"0": 59, "1": 71, "2": 48}}
+    assert json.loads(json_file.read_text()) == balance
+    assert executed.stdout("formats-custom").startswith(f"{balance}\n")
+
+    # Storage: none at all, a LocalStorage object, and FsspecStorage on memory://.
+    assert executed.stdout("storage-none") == "178 False 0\n"
+    assert "LocalStorage(" in executed.stdout("storage-local")
+    assert executed.stdout("storage-local").rstrip().endswith("True")
+    assert (executed.workdir / "cookbook_shared" / "index").is_dir()
+    memory = executed.stdout("storage-fsspec")
+    assert "[ClassBalance(dataset_key='digits'), ClassBalance(dataset_key='wine')]" in memory
+    assert len(re.findall(r"^/cookbook/index/[0-9a-f]{32}\.json$", memory, re.MULTILINE)) == 2
+    assert len(re.findall(r"^/cookbook/results/.+\.json$", memory, re.MULTILINE)) == 2
+
+    # Loading speed: 300 results listed and loaded from the cache, then the summary alone.
+    timing = executed.stdout("speed-timing")
+    assert "300 listed, 300 loaded, 24 MB" in timing
+    seconds = dict(re.findall(r"^(.+): ([0-9.]+) s$", timing, re.MULTILINE))
+    assert set(seconds) == {
+        "list the 300 cached simulations",
+        "load the 300 simulation results",
+        "load the summary only",
+    }
+    assert float(seconds["load the 300 simulation results"]) < 30
+    assert run_counts(executed, "speed-setup") == [(301, 0, 0)]
+    assert run_counts(executed, "speed-timing") in ([], [(0, 300, 0), (0, 1, 0)])
+
+    # The pipeline: 2 preprocessings shared by 6 fits and 6 evaluations.
+    assert json.loads(executed.stdout("test-after-pipeline-run")) == {
+        "EvaluateTask": 6,
+        "FitTask": 6,
+        "PreprocessTask": 2,
+    }
+    table = executed.result_text("pipeline-run")
+    assert "breast_cancer" in table and "wine" in table
+
+    # Intermediate results: set after a run; not loaded when the top task is cached.
+    assert "model: LogisticRegression(C=0.01, max_iter=1000)" in executed.stdout("intermediate")
+    assert "training set: (133, 13)" in executed.stdout("intermediate")
+    assert executed.stdout("intermediate-cached").startswith(
+        "has the fit result: False\nhas the fit result: True\nmodel: LogisticRegression("
+    )
+
+    # Timings: started, finished and duration_s for every step.
+    timings = executed.result_text("timings")
+    for column in ("started", "finished", "duration_s"):
+        assert column in timings
+    counts = dict(
+        re.findall(r"^(\w+Task)\s+(\d+)\s", executed.result_text("timings-summary"), re.MULTILINE)
+    )
+    assert counts == {"EvaluateTask": "6", "FitTask": "6", "PreprocessTask": "2"}
+
+    # mlflow: one run per executed task (the cached re-run adds none), in the notebook's folder.
+    assert executed.stdout("mlflow-runs").startswith("2 mlflow runs\n")
+    assert "metrics.train_accuracy" in executed.result_text("mlflow-runs")
+    assert executed.result_text("mlflow-runs").count("MLRun-") == 2
+    tracked = json.loads(executed.stdout("test-after-mlflow-runs"))
+    assert tracked["task_ids"] == tracked["expected"]
+    assert tracked["types"] == ["MLRun"]
+    assert (executed.workdir / "mlflow.db").is_file()
+
+    # Storage directories and the project package were created next to the notebook.
+    for storage in ("failures", "definitions", "formats", "shared", "speed", "pipeline", "mlflow"):
+        assert (executed.workdir / f"cookbook_{storage}" / "labnb-storage.json").is_file()
+    assert (executed.workdir / "cookbook_project" / "experiments.py").is_file()
+
+
+HIDDEN: dict[str, Hidden] = {"tutorial.ipynb": TUTORIAL_HIDDEN, "cookbook.ipynb": COOKBOOK_HIDDEN}
+CHECKS: dict[str, Callable[[Executed], None]] = {
+    "tutorial.ipynb": check_tutorial,
+    "cookbook.ipynb": check_cookbook,
+}
+
+
+# --- tracking.ipynb --------------------------------------------------------------
+# (Registered in HIDDEN and CHECKS below, so that this section stands apart.)
+
+TRACKING_HIDDEN = Hidden(
+    after={
+        "sweep-run": """
+import json as _json
+print(_json.dumps(lab.cache_table()['type'].value_counts().to_dict(), sort_keys=True))
+""",
+        "cv-results": """
+print(_json.dumps({
+    'rows': len(cv_results),
+    'configs': sorted([C, penalty] for C, penalty in zip(cv_results['params.C'],
+                                                          cv_results['params.penalty'])),
+    'accuracy_ok': bool(cv_results['metrics.mean_accuracy'].between(0.9, 1).all()),
+    'run_ids': int(cv_results['mlflow_run_id'].notna().sum()),
+}))
+""",
+        "fold-metrics": """
+_curve = fold_metrics[fold_metrics['metric'] == 'learning_curve_accuracy']
+print(_json.dumps({
+    'folds': int(fold_metrics['id'].nunique()),
+    'metrics': sorted(set(fold_metrics['metric'])),
+    'steps': sorted({tuple(map(int, steps)) for steps in _curve.groupby('id')['step'].agg(list)}),
+}))
+""",
+        "mlflow-runs": """
+_tasks = [*sweep, final, *(fold for cv in sweep for fold in cv.folds)]
+_expected = {labnb.task_id(task) for task in _tasks}
+_kinds = dict(zip(mlflow_runs['run_id'], mlflow_runs['tags.labnb_task_type']))
+print(_json.dumps({
+    'ids_match': set(mlflow_runs['tags.labnb_task_id']) == _expected,
+    'cache_run_ids': set(lab.cache_table()['mlflow_run_id']) == set(mlflow_runs['run_id']),
+    'parents': sorted({
+        (kind, _kinds.get(parent)) for kind, parent in
+        zip(mlflow_runs['tags.labnb_task_type'], mlflow_runs['tags.mlflow.parentRunId'])
+    }, key=str),
+    'fold_steps': [m.step for m in mlflow.MlflowClient().get_metric_history(
+        lab.cache_table([Fold])['mlflow_run_id'].iloc[0], 'learning_curve_accuracy')],
+}))
+""",
+    },
+)
+
+
+def check_tracking(executed: Executed) -> None:
+    # The sweep: 6 configurations x 3 folds, 6 cross-validations and the final model.
+    counts = json.loads(executed.stdout("test-after-sweep-run"))
+    assert counts == {"CrossValidation": 6, "FinalModel": 1, "Fold": 18}
+    assert run_counts(executed, "sweep-run") == [(25, 0, 0)]
+    assert "chosen: {'C': " in executed.stdout("sweep-run")
+
+    # The CV results table: one row per configuration, logged params and metrics, run ids.
+    cv = json.loads(executed.stdout("test-after-cv-results"))
+    assert cv == {
+        "rows": 6,
+        "configs": [[C, p] for C in (0.01, 0.1, 1.0) for p in ("l1", "l2")],
+        "accuracy_ok": True,
+        "run_ids": 6,
+    }
+
+    # lab.metrics: 3 scores + the learning curve's 5 steps per fold, every step in every fold.
+    assert executed.stdout("fold-metrics").startswith("144 metric values from 18 folds\n")
+    metrics = json.loads(executed.stdout("test-after-fold-metrics"))
+    assert metrics == {
+        "folds": 18,
+        "metrics": ["accuracy", "f1", "learning_curve_accuracy", "roc_auc"],
+        "steps": [[20, 40, 80, 160, 320]],
+    }
+    for cell_id in ("learning-curve", "coefficients-png"):
+        outputs = executed.cell(cell_id).outputs
+        assert any("image/png" in output.get("data", {}) for output in outputs), cell_id
+
+    # lab.logged, the CSV artifact and the kept model.
+    assert "artifacts: ['confusion_matrix.csv']" in executed.stdout("logged")
+    assert "predicted malignant" in executed.result_text("logged")
+    assert "LogisticRegression(C=" in executed.stdout("load-model")
+
+    # mlflow: one run per executed task, linked to the cache; the cached re-run adds none.
+    assert executed.stdout("mlflow-runs").startswith("25 mlflow runs\n")
+    assert executed.result_text("mlflow-runs").count("CrossValidation-") == 6
+    tracked = json.loads(executed.stdout("test-after-mlflow-runs"))
+    steps = [20, 40, 80, 160, 320]
+    parents = [["CrossValidation", "FinalModel"], ["FinalModel", None], ["Fold", "CrossValidation"]]
+    assert tracked == {
+        "ids_match": True,
+        "cache_run_ids": True,
+        "parents": parents,  # a tree: final model > cross-validations > folds
+        "fold_steps": steps,
+    }
+    assert executed.stdout("rerun-cached") == (
+        "7 results, all cached: True\n25 mlflow runs (before: 25)\n"
+    )
+    assert run_counts(executed, "rerun-cached") in ([], [(0, 7, 0)])
+    assert (executed.workdir / "mlflow.db").is_file()
+    assert (executed.workdir / "tracking_storage" / "labnb-storage.json").is_file()
+    assert executed.seconds < 300
+
+
+HIDDEN["tracking.ipynb"] = TRACKING_HIDDEN
+CHECKS["tracking.ipynb"] = check_tracking
