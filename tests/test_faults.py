@@ -210,3 +210,29 @@ def test_tasks_defined_in_main_run_in_worker_processes(tmp_path):
     process = run_script(NOTEBOOK_STYLE, tmp_path)
     out, err = process.communicate(timeout=120)
     assert out.strip() == "ok", err
+
+
+def test_a_result_format_defined_in_a_notebook_works_in_worker_processes(tmp_path):
+    import json
+
+    class JsonFormat(labnb.ResultFormat):  # not importable: shipped by value
+        name = "json"
+        suffix = ".json"
+
+        def dumps(self, value):
+            return json.dumps(value).encode()
+
+        def loads(self, data):
+            return json.loads(data)
+
+    @labnb.task(cache=JsonFormat())
+    class Summary:
+        n: int
+
+        def run(self):
+            return {"n": self.n, "squares": [i * i for i in range(self.n)]}
+
+    lab = labnb.Lab(storage=tmp_path / "s", max_workers=2)
+    assert lab.run_task(Summary(n=3)) == {"n": 3, "squares": [0, 1, 4]}
+    assert list((tmp_path / "s" / "results").rglob("*.json"))
+    assert labnb.Lab(storage=tmp_path / "s", runner="serial").run_task(Summary(n=3))["n"] == 3

@@ -14,6 +14,8 @@ import time
 from multiprocessing.connection import Connection
 from typing import Any
 
+import cloudpickle
+
 from ..execution import Failure, Job, Outcome, RunSetup, execute
 from .base import Metric, Output, Progress, Started
 from .shipping import JobReceiver
@@ -51,9 +53,21 @@ class _Channel:
         self._metrics.append(Metric(self.task_id, name, value, step, when))
 
     def send(self, event: Any) -> None:
+        """Send an event; cloudpickle, since an outcome may hold notebook-defined
+        objects (a ResultFormat defined in a cell). An outcome that still cannot
+        be sent becomes a clear failure of its task, not a dead worker."""
+        try:
+            data = cloudpickle.dumps(event, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as error:
+            if not isinstance(event, Outcome):
+                raise
+            failure = Failure.from_exception(error, note="its result could not be sent to the Lab")
+            data = pickle.dumps(
+                Outcome(event.task_id, event.started, event.finished, failure=failure)
+            )
         with self._lock:
             self._flush_locked()
-            self._conn.send_bytes(pickle.dumps(event, protocol=pickle.HIGHEST_PROTOCOL))
+            self._conn.send_bytes(data)
 
     def _flush_locked(self) -> None:
         if self._pending:
