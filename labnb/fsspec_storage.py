@@ -43,6 +43,7 @@ from .storage import (
     Storage,
     StoredFile,
     checksum,
+    verified,
 )
 
 RENAMING_PROTOCOLS = frozenset({"file", "local"})
@@ -206,13 +207,7 @@ class FsspecStorage(Storage):
             data = self.fs.cat_file(path)
         except OSError as exc:  # FileNotFoundError, permissions, a network error
             raise CorruptEntry(f"result file {path} is missing or unreadable ({exc})") from None
-        if len(data) != entry["size"]:
-            raise CorruptEntry(
-                f"result file {path} is truncated ({len(data)} of {entry['size']} bytes)"
-            )
-        if checksum(data) != entry["checksum"]:
-            raise CorruptEntry(f"result file {path} does not match its checksum")
-        return data
+        return verified(data, entry, path)
 
     def commit(self, records: Iterable[Record]) -> None:
         records = list(records)

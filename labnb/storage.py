@@ -55,6 +55,17 @@ def checksum(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
+def verified(data: bytes, entry: Entry, where: object) -> bytes:
+    """``data`` if it is the complete payload the entry describes, else CorruptEntry."""
+    if len(data) != entry["size"]:
+        raise CorruptEntry(
+            f"result file {where} is truncated ({len(data)} of {entry['size']} bytes)"
+        )
+    if checksum(data) != entry["checksum"]:
+        raise CorruptEntry(f"result file {where} does not match its checksum")
+    return data
+
+
 class PayloadWriter:
     """Writes result payloads; small and picklable because it runs in workers."""
 
@@ -188,13 +199,7 @@ class LocalStorage(Storage):
             data = path.read_bytes()
         except OSError as exc:
             raise CorruptEntry(f"result file {path} is missing or unreadable ({exc})") from None
-        if len(data) != entry["size"]:
-            raise CorruptEntry(
-                f"result file {path} is truncated ({len(data)} of {entry['size']} bytes)"
-            )
-        if checksum(data) != entry["checksum"]:
-            raise CorruptEntry(f"result file {path} does not match its checksum")
-        return data
+        return verified(data, entry, path)
 
     def commit(self, records: Iterable[Record]) -> None:
         records = list(records)

@@ -12,23 +12,9 @@ import time
 from pathlib import Path
 from typing import ClassVar
 
+from sample_tasks import Square, Total  # noqa: F401 - re-exported for the Ray tests
+
 import labnb
-
-
-@labnb.task
-class Square:
-    x: int
-
-    def run(self) -> int:
-        return self.x * self.x
-
-
-@labnb.task
-class Total:
-    parts: list
-
-    def run(self) -> int:
-        return sum(part.result for part in self.parts)
 
 
 @labnb.task
