@@ -22,16 +22,10 @@ from pathlib import Path
 
 import pytest
 from jlab import CHROMIUM, CHROMIUM_ARGS, JupyterServer, Notebook, start_server, write_notebook
+from requirements import unavailable
 
 HERE = Path(__file__).parent
 SCREENSHOTS = HERE / "screenshots"
-
-
-def _unavailable(reason: str) -> None:
-    """Skip locally; fail on CI, where a missing browser must not go unnoticed."""
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"browser tests cannot run on CI: {reason}", pytrace=False)
-    pytest.skip(reason)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -59,7 +53,7 @@ def jupyter_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Jupyter
     """A JupyterLab on 127.0.0.1:<free port> with a random token and isolated
     config/runtime/workspaces/settings dirs; its root dir is ``.root_dir``."""
     if importlib.util.find_spec("jupyterlab") is None:
-        _unavailable("jupyterlab is not installed")
+        unavailable("jupyterlab is not installed")
     server = start_server(tmp_path_factory.mktemp("jupyter"))
     try:
         yield server
@@ -71,9 +65,9 @@ def jupyter_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Jupyter
 def browser():
     """Headless Debian Chromium (a ``playwright.sync_api.Browser``)."""
     if importlib.util.find_spec("playwright") is None:
-        _unavailable("playwright is not installed (pip install playwright)")
+        unavailable("playwright is not installed (pip install playwright)")
     if not os.access(CHROMIUM, os.X_OK):
-        _unavailable(f"{CHROMIUM} not found (apt-get install chromium)")
+        unavailable(f"{CHROMIUM} not found (apt-get install chromium)")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:

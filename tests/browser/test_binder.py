@@ -31,6 +31,7 @@ from pathlib import Path
 
 import pytest
 from jlab import Notebook, start_server
+from requirements import unavailable
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -94,13 +95,6 @@ SCROLL_TO_END = """() => {
 # --------------------------------------------------------------------------- environment
 
 
-def _unavailable(reason: str) -> None:
-    """Skip locally; fail on CI (as conftest.py does)."""
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"the Binder test cannot run on CI: {reason}", pytrace=False)
-    pytest.skip(reason)
-
-
 def _runtime_python() -> str:
     """An interpreter of the version ``binder/runtime.txt`` pins (``python-3.11``)."""
     spec = (BINDER / "runtime.txt").read_text().strip()
@@ -111,7 +105,7 @@ def _runtime_python() -> str:
         return sys.executable  # `-m venv` from a venv builds on its base interpreter
     found = shutil.which(f"python{wanted[0]}.{wanted[1]}")
     if found is None:
-        _unavailable(f"binder/runtime.txt asks for Python {spec}, which is not installed")
+        unavailable(f"binder/runtime.txt asks for Python {spec}, which is not installed")
     return found
 
 
