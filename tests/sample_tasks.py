@@ -210,3 +210,16 @@ class Counts:
             time.sleep(self.pause)
             total += i
         return total
+
+
+@labnb.task
+class Collides:
+    """Fields named like the cache table's own columns: they must not collide with them."""
+
+    id: int
+    type: str
+    started: float = 0.0
+    size_bytes: int = 0
+
+    def run(self) -> str:
+        return f"{self.type}-{self.id}"
