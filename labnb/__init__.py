@@ -3,7 +3,7 @@
 Code written for labtech runs unchanged with ``import labnb as labtech``.
 """
 
-from .errors import CacheWarning, StorageError, TaskFailed
+from .errors import CacheWarning, LabnbError, StorageError, TaskFailed
 from .formats import NumpyFormat, ParquetFormat, PickleFormat, ResultFormat
 from .lab import Lab, RunResults
 from .planning import CycleError
@@ -11,22 +11,18 @@ from .progress_api import progress
 from .recording import log_artifact, log_features, log_metric, log_model, log_param
 from .run import Run
 from .runners.base import Runner
-from .storage import LocalStorage, NullStorage, Storage
+from .storage import Catalog, FsspecStorage, IndexEntry, LocalStorage, NullStorage, Storage
 from .tasks import is_task, logger, task, task_id
 
 __version__ = "0.1.0"
 
 
 def __getattr__(name: str):
-    """``labnb.RayRunner`` and ``labnb.FsspecStorage`` import Ray / fsspec only when used."""
+    """``labnb.RayRunner`` imports Ray only when used."""
     if name == "RayRunner":
         from .runners.ray import RayRunner
 
         return RayRunner
-    if name == "FsspecStorage":
-        from .fsspec_storage import FsspecStorage
-
-        return FsspecStorage
     raise AttributeError(f"module 'labnb' has no attribute {name!r}")
 
 
@@ -45,8 +41,12 @@ def unload_ipython_extension(shell):
 
 __all__ = [
     "CacheWarning",
+    "Catalog",
     "CycleError",
+    "FsspecStorage",
+    "IndexEntry",
     "Lab",
+    "LabnbError",
     "LocalStorage",
     "NullStorage",
     "NumpyFormat",

@@ -18,6 +18,7 @@ import keyword
 from dataclasses import dataclass, field
 from typing import Any
 
+from .errors import LabnbError
 from .fingerprint import Unfingerprintable, fingerprint
 from .tasks import normalise, task
 
@@ -25,7 +26,7 @@ FLAGS = {"--wait": "wait", "--bust-cache": "bust_cache", "--mlflow": "mlflow"}
 VALUED = {"--lab": "lab", "--max-parallel": "max_parallel", "--ignore": "ignore"}
 
 
-class LineError(ValueError):
+class LineError(LabnbError, ValueError):
     """A bad ``%%labtask`` line: shown as one line, and nothing runs."""
 
 
@@ -164,7 +165,8 @@ def evaluate(
 def names_read(source: str) -> set[str]:
     """Names the cell reads and does not define itself."""
     tree = ast.parse(source)
-    loaded, bound = set(), set()
+    loaded: set[str] = set()
+    bound: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Name):
             (loaded if isinstance(node.ctx, ast.Load) else bound).add(node.id)
@@ -228,7 +230,9 @@ def run_cell(self: Any) -> Any:
 def run_source(source: str, namespace: dict[str, Any]) -> Any:
     """Execute ``source``; the value of its last expression (if it ends with one) is returned."""
     tree = ast.parse(source)
-    last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
+    last = tree.body[-1] if tree.body and isinstance(tree.body[-1], ast.Expr) else None
+    if last is not None:
+        tree.body.pop()
     exec(compile(tree, "<%%labtask cell>", "exec"), namespace)
     if last is None:
         return None

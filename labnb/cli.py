@@ -3,9 +3,11 @@
     labnb ls STORAGE [--type T]          a table like Lab.cache_table()
     labnb show STORAGE ID                parameters, timings and logs of one task
     labnb rm STORAGE (ID... | --type T)  remove results (asks first unless --yes)
+    labnb gc STORAGE [--older-than S]    reclaim files no cached result references
 
-IDs may be abbreviated to any unique prefix (as git does). Bad storage paths
-and unknown ids print a clear message and exit with status 2.
+STORAGE is what ``Lab(storage=...)`` takes: a directory or a URL (``s3://...``,
+``file://...``). IDs may be abbreviated to any unique prefix (as git does).
+Bad storages and unknown ids print a clear message and exit with status 2.
 """
 
 from __future__ import annotations
@@ -18,16 +20,17 @@ from pathlib import Path
 
 import pandas as pd
 
-from .lab import Lab
-from .storage import MARKER, Entry, LocalStorage
-from .tables import cache_table, display_value
+from .errors import LabnbError, StorageError
+from .storage import MARKER, IndexEntry, Storage
+from .storage import open_storage as open_location
+from .storage.schema import cell_value
 
 USAGE_ERROR = 2
 CELL_WIDTH = 40
-FIXED = {"type", "id", "started", "finished", "duration_s", "size_bytes"}
+TEXT_COLUMNS = ("type", "id", "started", "finished", "duration_s", "size_bytes")
 
 
-class CliError(Exception):
+class CliError(LabnbError):
     """A user error: printed as one line, exit status 2."""
 
 
@@ -64,31 +67,56 @@ def _parser() -> argparse.ArgumentParser:
     rm.add_argument("--type", dest="types", action="append", help="every task of this type")
     rm.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     rm.set_defaults(command=remove_command)
+
+    gc = commands.add_parser("gc", help="remove files no cached result references")
+    gc.add_argument("storage")
+    gc.add_argument(
+        "--older-than",
+        type=float,
+        default=3600.0,
+        metavar="SECONDS",
+        help="only files older than this (default 3600: a live run commits within seconds)",
+    )
+    gc.add_argument("--dry-run", action="store_true", help="only say what would be removed")
+    gc.set_defaults(command=gc_command)
     return parser
 
 
-def open_storage(path: str) -> LocalStorage:
+def open_storage(location: str) -> Storage:
     """An existing labnb storage; never creates one (a typo must not make a new empty cache)."""
-    folder = Path(path).expanduser()
-    if not folder.is_dir():
-        raise CliError(f"{path}: no such directory")
-    if not (folder / MARKER).exists():
-        raise CliError(f"{path}: not a labnb storage directory (no {MARKER})")
-    return LocalStorage(folder)
+    if "://" in location:
+        try:
+            from fsspec.core import url_to_fs
+
+            fs, root = url_to_fs(location)
+            exists = fs.exists(f"{root.rstrip('/')}/{MARKER}")
+        except Exception as exc:  # fsspec backends raise many kinds
+            raise CliError(f"{location}: cannot open ({exc})") from None
+        if not exists:
+            raise CliError(f"{location}: not a labnb storage (no {MARKER})")
+    else:
+        folder = Path(location).expanduser()
+        if not folder.is_dir():
+            raise CliError(f"{location}: no such directory")
+        if not (folder / MARKER).exists():
+            raise CliError(f"{location}: not a labnb storage directory (no {MARKER})")
+    try:
+        return open_location(location)
+    except StorageError as exc:
+        raise CliError(str(exc)) from None
 
 
 def list_command(args: argparse.Namespace) -> int:
-    lab = Lab(storage=open_storage(args.storage), runner="serial")
-    entries = [(key, entry) for key, entry in lab.storage.entries() if _wanted(entry, args.types)]
-    table = cache_table(entries)
+    storage = open_storage(args.storage)
+    table = storage.catalog.table(args.types)
     if table.empty:
         print("no cached results" + (f" of type {', '.join(args.types)}" if args.types else ""))
         return 0
     table["id"] = table["id"].str[:12]
     for column in ("started", "finished"):
         table[column] = table[column].dt.strftime("%Y-%m-%d %H:%M:%S")
-    params = [column for column in table.columns if column not in FIXED]
-    table[params] = table[params].astype(object).map(_cell)
+    cells = [column for column in table.columns if column not in TEXT_COLUMNS]
+    table[cells] = table[cells].astype(object).map(_cell)
     print(table.to_string(index=False))
     return 0
 
@@ -103,20 +131,18 @@ def _cell(value: object) -> str:
 
 def show_command(args: argparse.Namespace) -> int:
     storage = open_storage(args.storage)
-    key, entry = resolve(storage, args.id)
-    print(f"{entry['type']}  {key}")
-    for name, value in entry["params"].items():
-        print(f"  {name} = {display_value(value)!r}")
+    entry = resolve(storage, args.id)
+    print(f"{entry.type}  {entry.task_id}")
+    for name, value in entry.params.items():
+        print(f"  {name} = {cell_value(value)!r}")
     started, finished = (
-        datetime.fromtimestamp(entry[k]).astimezone() for k in ("started", "finished")
+        datetime.fromtimestamp(when).astimezone() for when in (entry.started, entry.finished)
     )
     print(f"started   {started:%Y-%m-%d %H:%M:%S %Z}")
-    print(
-        f"finished  {finished:%Y-%m-%d %H:%M:%S %Z}  ({entry['finished'] - entry['started']:.3f} s)"
-    )
-    path = storage.path / "results" / entry["file"]
-    print(f"result    {entry['size']} bytes, {entry['format']}, {path}")
-    logs = storage.read_logs(key)
+    print(f"finished  {finished:%Y-%m-%d %H:%M:%S %Z}  ({entry.duration:.3f} s)")
+    where = storage.blobs.location(entry.file) if storage.blobs is not None else entry.file
+    print(f"result    {entry.size} bytes, {entry.format}, {where}")
+    logs = storage.read_logs(entry.task_id)
     print("logs:" if logs else "logs: (none)")
     if logs:
         print(logs, end="" if logs.endswith("\n") else "\n")
@@ -128,13 +154,13 @@ def remove_command(args: argparse.Namespace) -> int:
     if bool(args.ids) == bool(args.types):
         raise CliError("rm takes either task ids or --type, not both or neither")
     if args.ids:
-        keys = [resolve(storage, given)[0] for given in args.ids]
+        keys = [resolve(storage, given).task_id for given in args.ids]
     else:
-        keys = [key for key, entry in storage.entries() if _wanted(entry, args.types)]
+        keys = [entry.task_id for entry in storage.catalog.entries(args.types)]
         if not keys:
             raise CliError(f"no cached results of type {', '.join(args.types)}")
     if not args.yes and not _confirm(
-        f"remove {len(keys)} cached result(s) from {storage.path}? [y/N] "
+        f"remove {len(keys)} cached result(s) from {storage.where}? [y/N] "
     ):
         print("nothing removed")
         return 1
@@ -142,23 +168,24 @@ def remove_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def resolve(storage: LocalStorage, given: str) -> tuple[str, Entry]:
+def gc_command(args: argparse.Namespace) -> int:
+    storage = open_storage(args.storage)
+    if args.older_than < 0:
+        raise CliError("--older-than must be 0 or more seconds")
+    print(storage.catalog.gc(older_than=args.older_than, dry_run=args.dry_run))
+    return 0
+
+
+def resolve(storage: Storage, given: str) -> IndexEntry:
     """The one cached task whose id starts with ``given``."""
     if len(given) < 4 or any(char not in "0123456789abcdef" for char in given):
         raise CliError(f"{given!r} is not a task id (at least 4 hex digits)")
-    entry = storage.lookup(given) if len(given) == 32 else None
-    if entry is not None:
-        return given, entry
-    found = [(key, entry) for key, entry in storage.entries() if key.startswith(given)]
+    found = storage.catalog.find(given)
     if not found:
         raise CliError(f"no cached task with id {given}")
     if len(found) > 1:
-        raise CliError(f"id {given} is ambiguous: {', '.join(key[:12] for key, _ in found)}")
+        raise CliError(f"id {given} is ambiguous: {', '.join(e.task_id[:12] for e in found)}")
     return found[0]
-
-
-def _wanted(entry: Entry, types: list[str] | None) -> bool:
-    return types is None or entry["type"] in types
 
 
 def _confirm(question: str) -> bool:

@@ -1,11 +1,20 @@
-"""Exceptions that users catch: they carry what is needed to act on a failure."""
+"""Exceptions that users catch: they carry what is needed to act on a failure.
+
+Every labnb error derives from ``LabnbError`` (those that are also a kind of
+``ValueError`` or ``TypeError`` derive from that too), so ``except
+labnb.LabnbError`` catches anything labnb raises on purpose.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 
-class TaskFailed(Exception):
+class LabnbError(Exception):
+    """The base of every error labnb raises."""
+
+
+class TaskFailed(LabnbError):
     """A task raised, its worker died, or a task it depends on failed.
 
     The original exception often cannot cross a process boundary (unpicklable
@@ -34,7 +43,7 @@ class TaskFailed(Exception):
         return text
 
 
-class StorageError(Exception):
+class StorageError(LabnbError):
     """Storage cannot be used: raised before any task runs."""
 
 

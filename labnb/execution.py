@@ -18,7 +18,8 @@ from .capture import Channel, capture_output
 from .errors import TaskFailed
 from .formats import Payload, PickleFormat
 from .recording import Recorder
-from .storage import PayloadWriter, StoredFile
+from .storage.blobs import PayloadWriter
+from .storage.entry import StoredFile
 from .tracking import TrackingSetup, tracked_run
 
 SHIPPING_FORMAT = PickleFormat()
@@ -53,8 +54,9 @@ class Failure:
     @classmethod
     def from_exception(cls, exc: BaseException, note: str = "") -> Failure:
         try:
-            pickled: bytes | None = pickle.dumps(exc)
-            pickle.loads(pickled)
+            data = pickle.dumps(exc)
+            pickle.loads(data)
+            pickled: bytes | None = data
         except Exception:
             pickled = None
         message = f"{note}: {exc}" if note else str(exc)

@@ -16,8 +16,10 @@ import pickle
 import types
 from typing import Any
 
+from .errors import LabnbError
 
-class Unfingerprintable(TypeError):
+
+class Unfingerprintable(LabnbError, TypeError):
     """A value whose content cannot be hashed reliably."""
 
 
@@ -117,7 +119,7 @@ def _feed_array(digest: Any, array: Any) -> None:
     if array.dtype.hasobject:
         raise Unfingerprintable("it is an array of Python objects")
     digest.update(f"{array.dtype.str}{array.shape}".encode())
-    digest.update(memoryview(np.ascontiguousarray(array)).cast("B"))
+    digest.update(np.ascontiguousarray(array).tobytes())
 
 
 def _is_pandas(value: Any) -> bool:

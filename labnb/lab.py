@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from .cpus import available_cpus
-from .errors import StorageError, TaskFailed
+from .errors import TaskFailed
 from .execution import RunSetup
 from .identity import decode
 from .planning import make_plan
@@ -18,7 +18,7 @@ from .run import Run, attach_results
 from .runners.base import Runner
 from .running import Execution
 from .state import RunState
-from .storage import Entry, LocalStorage, NullStorage, Storage
+from .storage import Catalog, GcReport, Storage, open_storage
 from .tasks import is_task
 from .tracking import tracking_setup
 
@@ -68,17 +68,7 @@ class Lab:
                 file=sys.stderr,
             )
             storage = DEFAULT_STORAGE
-        if storage is None:
-            storage = NullStorage()
-        elif isinstance(storage, str) and "://" in storage:
-            from .fsspec_storage import FsspecStorage
-
-            storage = FsspecStorage(storage)
-        elif isinstance(storage, (str, os.PathLike)):
-            storage = LocalStorage(storage)
-        elif not isinstance(storage, Storage):
-            raise StorageError(f"storage must be a path, None or a labnb Storage, not {storage!r}")
-        self.storage: Storage = storage
+        self.storage: Storage = open_storage(storage)
         self.context: dict[str, Any] = {} if context is None else context
         self.continue_on_failure = continue_on_failure
         self.notebook = notebook
@@ -158,11 +148,16 @@ class Lab:
 
     # --- the cache ----------------------------------------------------------
 
+    @property
+    def catalog(self) -> Catalog:
+        """Queries over this lab's cache: ``lab.catalog.query(Fit, where="params.C > 1")``."""
+        return self.storage.catalog
+
     def is_cached(self, task: Any) -> bool:
         (task,) = _check_tasks([task])
         entry = self.storage.lookup(task._labnb_id)
         fmt = task._labnb_meta.format
-        return entry is not None and fmt is not None and entry["format"] == fmt.name
+        return entry is not None and fmt is not None and entry.format == fmt.name
 
     def cached_tasks(self, task_types: Sequence[type]) -> list[Any]:
         """Every cached task of these types, rebuilt from the index alone.
@@ -172,22 +167,24 @@ class Lab:
         """
         by_name = {_type_name(cls): cls for cls in task_types}
         tasks = []
-        entries = sorted(self.storage.entries(), key=lambda item: item[1]["started"])
-        for key, entry in entries:
-            cls = by_name.get(entry["type"])
-            if cls is None:
-                continue
+        for entry in self.catalog.entries(list(by_name)) if by_name else []:
+            cls = by_name[entry.type]
             try:
-                task = cls(**{name: decode(value) for name, value in entry["params"].items()})
+                task = cls(**{name: decode(value) for name, value in entry.params.items()})
             except (TypeError, LookupError):
                 continue
-            if task._labnb_id == key:
+            if task._labnb_id == entry.task_id:
                 tasks.append(task)
         return tasks
 
     def uncache_tasks(self, tasks: Iterable[Any]) -> int:
         """Remove these tasks' cached results and logs; returns how many results were removed."""
         return self.storage.remove(task._labnb_id for task in _check_tasks(tasks))
+
+    def gc(self, older_than: float = 3600.0, dry_run: bool = False) -> GcReport:
+        """Reclaim files no cached entry references (left by kills), older than
+        ``older_than`` seconds; see ``labnb gc``."""
+        return self.catalog.gc(older_than=older_than, dry_run=dry_run)
 
     def logs(self, task: Any) -> str:
         """All that ``task`` printed and logged in its last run (and its traceback if it failed)."""
@@ -200,9 +197,15 @@ class Lab:
     def metrics(self, tasks_or_types: Iterable[Any]) -> pd.DataFrame:
         """Every metric the given cached tasks (or all cached tasks of the given types)
         logged, in long form: type, id, parameters, metric, step, value, time."""
-        from .tables import metrics_table
+        from .storage.tables import metrics_table
 
-        return metrics_table(self._entries_for(tasks_or_types))
+        items = list(tasks_or_types)
+        ids = [item._labnb_id for item in items if is_task(item)]
+        names = [_type_name(item) for item in items if not is_task(item)]
+        entries = self.catalog.entries(ids=ids) if ids else []
+        if names:
+            entries += [entry for entry in self.catalog.entries(names) if entry.task_id not in ids]
+        return metrics_table(entries)
 
     def logged(self, task: Any) -> dict[str, Any]:
         """What a cached task logged: params, metrics, features, artifacts (paths), models."""
@@ -210,12 +213,17 @@ class Lab:
         entry = self.storage.lookup(task._labnb_id)
         if entry is None:
             raise LookupError(f"{task!r} is not cached in this lab's storage")
-        record = dict(entry.get("tracking") or {})
+        tracking = entry.tracking
         folder = self.storage.artifacts_path(entry)
-        record["artifacts"] = {
-            name: folder / name for name in record.get("artifacts", []) if folder is not None
+        return {
+            "params": dict(tracking.params),
+            "metrics": [list(metric) for metric in tracking.metrics],
+            "features": list(tracking.features),
+            "artifacts": {
+                name: folder / name for name in tracking.artifacts if folder is not None
+            },
+            "models": list(tracking.models),
         }
-        return record
 
     def load_model(self, task: Any, name: str) -> Any:
         """A model the task kept with ``labnb.log_model(name, model)``."""
@@ -223,31 +231,15 @@ class Lab:
 
         entry = self.storage.lookup(task._labnb_id)
         folder = None if entry is None else self.storage.artifacts_path(entry)
-        if folder is None or name not in (entry.get("tracking") or {}).get("models", []):
+        if entry is None or folder is None or name not in entry.tracking.models:
             raise LookupError(f"{task!r} has no cached model named {name!r}")
         return pickle.loads((folder / f"{name}.model.pkl").read_bytes())
 
-    def _entries_for(self, tasks_or_types: Iterable[Any]) -> list[tuple[str, Entry]]:
-        items = list(tasks_or_types)
-        ids = {item._labnb_id for item in items if is_task(item)}
-        names = {_type_name(item) for item in items if not is_task(item)}
-        return [
-            (key, entry)
-            for key, entry in self.storage.entries()
-            if key in ids or entry["type"] in names
-        ]
-
     def cache_table(self, task_types: Sequence[type] | None = None) -> pd.DataFrame:
-        """One row per cached task: type, id, a column per parameter, timings and size."""
-        from .tables import cache_table
-
-        names = None if task_types is None else {_type_name(cls) for cls in task_types}
-        entries: list[tuple[str, Entry]] = [
-            (key, entry)
-            for key, entry in self.storage.entries()
-            if names is None or entry["type"] in names
-        ]
-        return cache_table(entries)
+        """One row per cached task: type, id, ``params.<field>`` per parameter, timings,
+        size, and what the task logged (``params.X``, ``metrics.Y``, ``mlflow_run_id``)."""
+        types = None if task_types is None else [_type_name(cls) for cls in task_types]
+        return self.catalog.table(types)
 
 
 def _make_runner(runner: str | Runner, max_workers: int, requested: int | None = None) -> Runner:

@@ -24,8 +24,8 @@ from .cells import (
     split_words,
     sweep,
 )
-from .identity import encode
 from .lab import DEFAULT_STORAGE, Lab
+from .storage.schema import PARAMS
 from .tasks import normalise
 
 _MAGICS: weakref.WeakKeyDictionary[Any, LabnbMagics] = weakref.WeakKeyDictionary()
@@ -57,6 +57,12 @@ class LabnbMagics(Magics):
         self._lab: Lab | None = None
 
     @property
+    def _namespace(self) -> dict[str, Any]:
+        """The notebook's variables (a registered magic always has a shell)."""
+        assert self.shell is not None
+        return self.shell.user_ns
+
+    @property
     def default_lab(self) -> Lab:
         if self._lab is None:
             self._lab = Lab(storage=self._storage)
@@ -69,7 +75,7 @@ class LabnbMagics(Magics):
         %%labtask NAME [param=value ...] [--wait] [--lab LAB] [--bust-cache]
                   [--max-parallel N] [--mlflow] [--ignore NAME[,NAME]]
         """
-        namespace = self.shell.user_ns
+        namespace = self._namespace
         try:
             spec = parse_line(line)
             lab = self._lab_named(spec.lab)
@@ -108,7 +114,7 @@ class LabnbMagics(Magics):
         if command == "uncache" and arguments:
             try:
                 removed = uncache_matching(
-                    self.default_lab, arguments[0], arguments[1:], self.shell.user_ns
+                    self.default_lab, arguments[0], arguments[1:], self._namespace
                 )
             except LineError as error:
                 raise UsageError(f"%labnb uncache: {error}") from None
@@ -119,7 +125,7 @@ class LabnbMagics(Magics):
     def _lab_named(self, name: str | None) -> Lab:
         if name is None:
             return self.default_lab
-        lab = self.shell.user_ns.get(name)
+        lab = self._namespace.get(name)
         if not isinstance(lab, Lab):
             raise LineError(f"--lab {name}: no labnb.Lab named {name!r} in the notebook")
         return lab
@@ -133,14 +139,8 @@ def uncache_matching(lab: Lab, type_name: str, words: list[str], namespace: dict
             value = normalise(eval(expression, namespace), type_name, name)
         except Exception as error:
             raise LineError(f"{name}={expression}: {type(error).__name__}: {error}") from None
-        wanted[name] = encode(value, stored=True)
-    matching = [
-        key
-        for key, entry in lab.storage.entries()
-        if entry["type"] == type_name
-        and all(entry["params"].get(name, object()) == value for name, value in wanted.items())
-    ]
-    return lab.storage.remove(matching) if matching else 0
+        wanted[PARAMS + name] = value
+    return lab.catalog.remove(types=[type_name], where=wanted)
 
 
 def status_text(lab: Lab) -> str:

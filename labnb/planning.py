@@ -12,13 +12,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import CacheWarning
+from .errors import CacheWarning, LabnbError
 from .formats import Payload
 from .scheduler import Node
 from .storage import Storage
 
 
-class CycleError(ValueError):
+class CycleError(LabnbError, ValueError):
     """Tasks depend on each other in a loop; raised before anything runs."""
 
 
@@ -114,7 +114,7 @@ def load_cached(storage: Storage, task: Any, decode: bool) -> tuple[Payload, str
     A broken entry warns and counts as not cached."""
     entry = storage.lookup(task._labnb_id)
     fmt = task._labnb_meta.format
-    if entry is None or fmt is None or entry["format"] != fmt.name:
+    if entry is None or fmt is None or entry.format != fmt.name:
         return None
     try:
         payload = Payload(fmt, data=storage.read(entry))
@@ -127,4 +127,4 @@ def load_cached(storage: Storage, task: Any, decode: bool) -> tuple[Payload, str
             stacklevel=2,
         )
         return None
-    return payload, entry.get("mlflow_run_id")
+    return payload, entry.mlflow_run_id

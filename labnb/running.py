@@ -17,7 +17,7 @@ from .planning import Plan
 from .runners.base import Metric, Output, Progress, Runner, Started
 from .scheduler import Scheduler
 from .state import CANCELLED, DONE, FAILED, RunState
-from .storage import Record, Storage
+from .storage import IndexEntry, Record, Storage, Tracking
 
 log = logging.getLogger("labnb")
 
@@ -140,27 +140,29 @@ class Execution:
             return key, None, logs + outcome.failure.traceback
         self.scheduler.finish(key)
         self.state.finished(key, DONE)
-        self.payloads[key] = outcome.payload
+        if outcome.payload is not None:
+            self.payloads[key] = outcome.payload
         if outcome.mlflow_run_id:
             self.run_ids[key] = outcome.mlflow_run_id
         entry = None
         if outcome.stored is not None:
             meta = task._labnb_meta
-            entry = {
-                "type": meta.type_name,
-                "module": meta.module,
-                "code_version": meta.code_version,
-                "params": task._labnb_stored["params"],
-                "format": meta.format.name,
-                "file": outcome.stored.name,
-                "size": outcome.stored.size,
-                "checksum": outcome.stored.checksum,
-                "started": outcome.started,
-                "finished": outcome.finished,
-                "mlflow_run_id": outcome.mlflow_run_id,
-                "tracking": outcome.record,
-                "artifacts": outcome.artifacts,
-            }
+            entry = IndexEntry(
+                task_id=key,
+                type=meta.type_name,
+                module=meta.module,
+                code_version=meta.code_version,
+                params=task._labnb_stored["params"],
+                format=meta.format.name,
+                file=outcome.stored.name,
+                size=outcome.stored.size,
+                checksum=outcome.stored.checksum,
+                started=outcome.started,
+                finished=outcome.finished,
+                mlflow_run_id=outcome.mlflow_run_id,
+                tracking=Tracking.from_json(outcome.record),
+                artifacts=outcome.artifacts,
+            )
         return key, entry, logs
 
     def _record_failure(self, key: str, error: TaskFailed) -> None:

@@ -427,7 +427,7 @@ def check_cookbook(executed: Executed) -> None:
     assert executed.stdout("storage-none") == "178 False 0\n"
     assert "LocalStorage(" in executed.stdout("storage-local")
     assert executed.stdout("storage-local").rstrip().endswith("True")
-    assert (executed.workdir / "cookbook_shared" / "index").is_dir()
+    assert (executed.workdir / "cookbook_shared" / "catalog.sqlite").is_file()
     memory = executed.stdout("storage-fsspec")
     assert "[ClassBalance(dataset_key='digits'), ClassBalance(dataset_key='wine')]" in memory
     assert len(re.findall(r"^/cookbook/index/[0-9a-f]{32}\.json$", memory, re.MULTILINE)) == 2

@@ -170,9 +170,9 @@ def test_two_processes_on_one_storage(tmp_path):
     with __import__("warnings").catch_warnings():
         __import__("warnings").simplefilter("error")  # no corrupted entry anywhere
         lab.run_tasks(cached)
-    entries = dict(lab.storage.entries())
+    entries = list(lab.storage.entries())
     assert sorted(path.name for path in result_files(tmp_path / "shared")) == sorted(
-        Path(entry["file"]).name for entry in entries.values()
+        Path(entry.file).name for entry in entries
     )
 
 

@@ -94,14 +94,14 @@ def test_find_inspect_and_clear(make_lab):
     assert list(table.columns) == [
         "type",
         "id",
-        "colour",
-        "options",
+        "params.colour",
+        "params.options",
         "started",
         "finished",
         "duration_s",
         "size_bytes",
     ]
-    assert sorted(table["colour"]) == ["Colour.BLUE", "Colour.RED"]
+    assert sorted(table["params.colour"]) == ["Colour.BLUE", "Colour.RED"]
     assert (table["duration_s"] >= 0).all() and (table["size_bytes"] > 0).all()
     assert len(lab.cache_table()) == 3
     assert lab.uncache_tasks(tasks[:1]) == 1
@@ -114,7 +114,7 @@ def test_cache_table_shows_nested_tasks_by_type_and_id(make_lab):
     total = Total(parts=[Square(x=1), Square(x=2)])
     lab.run_tasks([total])
     row = lab.cache_table([Total]).iloc[0]
-    assert row["parts"] == (
+    assert row["params.parts"] == (
         f"Square:{labnb.task_id(Square(x=1))[:8]}",
         f"Square:{labnb.task_id(Square(x=2))[:8]}",
     )

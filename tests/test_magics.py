@@ -161,7 +161,7 @@ def test_line_magic_status_uncache_and_browser(shell, capsys):
     assert "4 cached results" in out and "sq" in out
     shell.run_line_magic("labnb", "uncache sq n=3")
     assert "removed 1 cached result(s) of sq" in capsys.readouterr().out
-    assert sorted(lab.cache_table()["n"]) == [0, 1, 2]
+    assert sorted(lab.cache_table()["params.n"]) == [0, 1, 2]
     shell.run_line_magic("labnb", "uncache sq")
     assert len(lab.cache_table()) == 0
     with pytest.raises(UsageError, match="unknown command"):

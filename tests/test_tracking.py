@@ -49,7 +49,7 @@ def test_logged_values_are_kept_with_the_result(lab, tmp_path):
 
     metrics = again.metrics([Train])
     assert len(metrics) == 8 and set(metrics["metric"]) == {"loss", "accuracy"}
-    assert metrics.groupby("c")["value"].count().to_dict() == {0.5: 4, 2.0: 4}
+    assert metrics.groupby("params.c")["value"].count().to_dict() == {0.5: 4, 2.0: 4}
     assert metrics.query("metric == 'loss'")["step"].tolist().count(2) == 2
     assert len(again.metrics([tasks[0]])) == 4
 

@@ -163,18 +163,19 @@ def test_cache_view_lists_groups_and_pages(cached_lab):
     view.query = {
         **view.query,
         "type": "Square",
-        "sort": "x",
+        "sort": "params.x",
         "descending": False,
         "page_size": 5,
         "page": 1,
     }
     assert view.total_rows == 12
-    assert [row["params"]["x"] for row in view.rows] == ["5", "6", "7", "8", "9"]
-    assert view.columns == ["x"]
+    assert [row["params"]["params.x"] for row in view.rows] == ["5", "6", "7", "8", "9"]
+    assert view.columns == ["params.x"]
+    assert view.rows[0]["label"] == "Square(x=5)"
     view.query = {**view.query, "type": "", "text": "colour.blue", "page": 0}
-    assert view.total_rows == 1 and view.rows[0]["params"]["colour"] == "Colour.BLUE"
+    assert view.total_rows == 1 and view.rows[0]["params"]["params.colour"] == "Colour.BLUE"
     row = view.rows[0]
-    assert set(row) == {"id", "type", "params", "started", "duration_s", "size_bytes"}
+    assert set(row) == {"id", "type", "label", "params", "started", "duration_s", "size_bytes"}
     view.close()
 
 

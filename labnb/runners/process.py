@@ -111,7 +111,7 @@ class ProcessRunner(Runner):
             by_handle[worker.process.sentinel] = worker
         events: list[Event] = []
         for worker in {
-            id(w): w for w in map(by_handle.get, wait(list(by_handle), timeout))
+            id(w): w for w in (by_handle[handle] for handle in wait(list(by_handle), timeout))
         }.values():
             self._drain(worker, events)
         return events

@@ -700,7 +700,7 @@ function render({ model, el, experimental }) {
         ...params.map((name) => ({
           key: `p:${name}`,
           sort: name,
-          label: name,
+          label: name.startsWith("params.") ? name.slice(7) : name,
           text: (row) => row.params?.[name] ?? DASH
         })),
         ...fixedEnd

@@ -1,0 +1,169 @@
+"""The index interface, and the index of a local storage (one SQLite file).
+
+An ``Index`` stores entries and logs and answers queries through a SQLite
+connection with the catalog's schema (``schema.py``). ``SqliteIndex`` is that
+database itself, in the storage directory; ``ObjectIndex``
+(``object_index.py``) keeps entries as JSON objects in an object store and
+queries an in-memory mirror of them.
+
+Writes happen in ``BEGIN IMMEDIATE`` transactions: reading the entry being
+replaced and writing its successor happen under one lock, so two processes
+committing the same task never both think the other's file is still wanted
+(the payload of the loser is removed, not leaked). WAL mode lets readers
+(a cache browser, the CLI) read while a run commits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from pathlib import Path
+
+from . import schema
+from .entry import IndexEntry
+
+BUSY_SECONDS = 60.0
+
+
+class Index(ABC):
+    """Entries and logs of one storage."""
+
+    @abstractmethod
+    def get(self, task_id: str) -> IndexEntry | None: ...
+
+    @abstractmethod
+    def commit(self, entries: list[IndexEntry], logs: dict[str, str]) -> list[IndexEntry]:
+        """Write entries and logs; returns the entries replaced by another payload."""
+
+    @abstractmethod
+    def remove(self, task_ids: list[str]) -> list[IndexEntry]:
+        """Forget entries and logs in one step; returns the removed entries."""
+
+    @abstractmethod
+    def read_logs(self, task_id: str) -> str | None: ...
+
+    @abstractmethod
+    def generation(self) -> int:
+        """Changes whenever entries are added or removed, by any process."""
+
+    @abstractmethod
+    def reading(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        """A connection to query (the catalog's schema), current as of this call."""
+
+    def orphan_logs(self, older_than: float) -> list[str]:
+        """Ids of tasks with logs but no entry, whose logs were written before ``older_than``."""
+        with self.reading() as db:
+            return [
+                row[0]
+                for row in db.execute(
+                    "SELECT task_id FROM logs WHERE written < ? AND task_id NOT IN "
+                    "(SELECT task_id FROM entries)",
+                    (older_than,),
+                )
+            ]
+
+    @abstractmethod
+    def remove_orphan_logs(self, task_ids: list[str]) -> None:
+        """Delete logs of these tasks, unless an entry appeared for them meanwhile."""
+
+    def close(self) -> None:
+        """Release the connection (the index stays usable: it reopens on demand)."""
+        return None
+
+
+class SqliteIndex(Index):
+    """The catalog database itself: a SQLite file (or ``:memory:``)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        self._lock = threading.RLock()
+        self._db: sqlite3.Connection | None = None
+        with self._writing() as db:
+            if db.execute("PRAGMA user_version").fetchone()[0] < schema.SCHEMA_VERSION:
+                schema.create(db)
+
+    def __repr__(self) -> str:
+        return f"SqliteIndex({self.path!r})"
+
+    @property
+    def _connection(self) -> sqlite3.Connection:
+        if self._db is None:
+            db = sqlite3.connect(
+                self.path, timeout=BUSY_SECONDS, isolation_level=None, check_same_thread=False
+            )
+            if self.path != ":memory:":
+                db.execute("PRAGMA journal_mode = WAL")
+                db.execute("PRAGMA synchronous = NORMAL")
+            self._db = db
+        return self._db
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            yield self._connection
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            db = self._connection
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+
+    def get(self, task_id: str) -> IndexEntry | None:
+        with self.reading() as db:
+            row = db.execute(f"{schema.SELECT_ENTRY} WHERE task_id = ?", (task_id,)).fetchone()
+        return None if row is None else schema.entry_from_row(row)
+
+    def commit(self, entries: list[IndexEntry], logs: dict[str, str]) -> list[IndexEntry]:
+        with self._writing() as db:
+            schema.write_logs(db, logs)
+            if not entries:
+                return []
+            old = schema.read_entries(db, [entry.task_id for entry in entries])
+            schema.write(db, entries)
+            schema.bump_generation(db)
+        return [
+            old[entry.task_id]
+            for entry in entries
+            if entry.task_id in old and old[entry.task_id].file != entry.file
+        ]
+
+    def remove(self, task_ids: list[str]) -> list[IndexEntry]:
+        with self._writing() as db:
+            old = schema.read_entries(db, task_ids)
+            schema.delete(db, task_ids)
+            if old:
+                schema.bump_generation(db)
+        return list(old.values())
+
+    def remove_orphan_logs(self, task_ids: list[str]) -> None:
+        with self._writing() as db:
+            for chunk in schema.chunks(task_ids):
+                db.execute(
+                    f"DELETE FROM logs WHERE task_id IN ({schema.marks(chunk)}) "
+                    "AND task_id NOT IN (SELECT task_id FROM entries)",
+                    chunk,
+                )
+
+    def read_logs(self, task_id: str) -> str | None:
+        with self.reading() as db:
+            row = db.execute("SELECT text FROM logs WHERE task_id = ?", (task_id,)).fetchone()
+        return None if row is None else row[0]
+
+    def generation(self) -> int:
+        with self.reading() as db:
+            return schema.generation(db)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._db is not None and self.path != ":memory:":
+                self._db.close()
+                self._db = None

@@ -1,0 +1,305 @@
+"""``Storage``: the one implementation of the storage logic, over an index and blobs.
+
+Commit order is what keeps a storage consistent through a crash at any
+moment: a worker writes the payload (``PayloadWriter``) before it reports;
+only then is the index entry, with the payload's size and checksum, committed;
+the payload an entry replaced is deleted only after the commit. Removal is the
+reverse: entries and logs go first (one transaction), files after. A kill
+therefore leaves at worst a file no entry points at, which ``gc`` reclaims,
+never an entry pointing at a missing or partial file.
+
+``LocalStorage`` (a directory: ``catalog.sqlite`` and files) and
+``FsspecStorage`` (any fsspec URL: JSON objects and files) differ only in the
+index and blobs they are built from.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+from collections.abc import Iterable, Iterator
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import LabnbError, StorageError
+from .blobs import RESULTS, Blobs, LocalBlobs, PayloadWriter
+from .entry import IndexEntry
+from .index import Index, SqliteIndex
+
+if TYPE_CHECKING:
+    from .catalog import Catalog
+
+Record = tuple[str, "IndexEntry | None", str]
+"""(task id, index entry or None, logs of its last run)."""
+
+MARKER = "labnb-storage.json"
+CATALOG_FILE = "catalog.sqlite"
+STORAGE_VERSION = 2
+"""1: labnb 0.1.0 (diskcache index of pickles); 2: the catalog (``schema.py``)."""
+
+
+class CorruptEntry(LabnbError):
+    """An index entry whose payload file is missing, truncated or unreadable."""
+
+
+class Storage:
+    """Where results, their index entries and task logs live."""
+
+    def __init__(self, index: Index, blobs: Blobs | None, where: str) -> None:
+        self.index = index
+        self.blobs = blobs
+        self.where = where
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.where!r})"
+
+    @cached_property
+    def catalog(self) -> Catalog:
+        """Queries, pages, removal and housekeeping of this storage's entries."""
+        from .catalog import Catalog
+
+        return Catalog(self)
+
+    def writer(self) -> PayloadWriter | None:
+        """The callable workers use to write payloads (None: nothing is cached)."""
+        return None if self.blobs is None else self.blobs.writer()
+
+    def lookup(self, task_id: str) -> IndexEntry | None:
+        return self.index.get(task_id)
+
+    def entries(self) -> Iterator[IndexEntry]:
+        """Every entry, oldest first (for whole-storage listings; the catalog pages)."""
+        return iter(self.catalog.entries())
+
+    def read(self, entry: IndexEntry) -> bytes:
+        """The payload of an entry, checked against its size and checksum (raises CorruptEntry)."""
+        if self.blobs is None:
+            raise CorruptEntry("nothing is stored without storage")
+        where = self.blobs.location(entry.file)
+        try:
+            data = self.blobs.read(entry.file)
+        except (OSError, StorageError) as exc:
+            raise CorruptEntry(f"result file {where} is missing or unreadable ({exc})") from None
+        if len(data) != entry.size:
+            raise CorruptEntry(
+                f"result file {where} is truncated ({len(data)} of {entry.size} bytes)"
+            )
+        from .blobs import checksum
+
+        if checksum(data) != entry.checksum:
+            raise CorruptEntry(f"result file {where} does not match its checksum")
+        return data
+
+    def commit(self, records: Iterable[Record]) -> None:
+        """Save finished runs: an index entry (None for a failed or uncached task) and logs."""
+        records = list(records)
+        if not records:
+            return
+        entries = [entry for _, entry, _ in records if entry is not None]
+        replaced = self.index.commit(entries, {key: logs for key, _, logs in records})
+        self._delete_files(replaced)
+
+    def remove(self, task_ids: Iterable[str]) -> int:
+        """Forget these tasks' results and logs; returns how many results were removed."""
+        removed = self.index.remove(list(dict.fromkeys(task_ids)))
+        self._delete_files(removed)
+        return len(removed)
+
+    def read_logs(self, task_id: str) -> str | None:
+        return self.index.read_logs(task_id)
+
+    def generation(self) -> int:
+        """A number that changes whenever entries are added or removed (by any process)."""
+        return self.index.generation()
+
+    def artifacts_path(self, entry: IndexEntry) -> Path | None:
+        """Where an entry's artifacts and models are (None when it logged none)."""
+        if entry.artifacts is None or self.blobs is None:
+            return None
+        return self.blobs.artifacts_path(entry.artifacts)
+
+    def _delete_files(self, entries: list[IndexEntry]) -> None:
+        """Delete the files of entries that are no longer in the index."""
+        if self.blobs is None or not entries:
+            return
+        self.blobs.remove(entry.file for entry in entries)
+        self.blobs.remove_artifacts(entry.artifacts for entry in entries if entry.artifacts)
+
+
+class NullStorage(Storage):
+    """``Lab(storage=None)``: nothing is cached, logs of the last run stay in memory."""
+
+    def __init__(self) -> None:
+        super().__init__(SqliteIndex(":memory:"), None, "")
+
+    def __repr__(self) -> str:
+        return "NullStorage()"
+
+
+class LocalStorage(Storage):
+    """A directory: ``catalog.sqlite`` (entries and logs), ``results/`` and ``artifacts/``."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        from .migrate import migrate_local
+
+        self.path = Path(path).expanduser().absolute()
+        version = prepare_directory(self.path)
+        try:
+            if version < STORAGE_VERSION:
+                migrate_local(self.path)
+            index = SqliteIndex(self.path / CATALOG_FILE)
+        except OSError as exc:
+            raise StorageError(f"cannot use {self.path} as labnb storage: {exc}") from None
+        super().__init__(index, LocalBlobs(self.path), str(self.path))
+
+
+def read_marker(text: str, where: object) -> int:
+    try:
+        version = int(json.loads(text)["labnb_storage_version"])
+    except (ValueError, KeyError, TypeError):
+        raise StorageError(f"{where} has a damaged labnb storage marker ({MARKER})") from None
+    if version > STORAGE_VERSION:
+        raise StorageError(
+            f"{where} was written by a newer labnb (storage version {version}); upgrade labnb"
+        )
+    return version
+
+
+def marker_text(version: int = STORAGE_VERSION) -> str:
+    return json.dumps({"labnb_storage_version": version})
+
+
+def is_own_leftover(name: str) -> bool:
+    """Files a storage being created at this moment may hold before its marker."""
+    return name.startswith(f".{MARKER}.") or (name.startswith(".tmp-") and name.endswith(MARKER))
+
+
+def prepare_directory(path: Path) -> int:
+    """Create or check a storage directory, so a bad path fails before any task runs.
+
+    The marker is written first (atomically, by rename), before anything else,
+    so processes creating one storage at the same moment all succeed. Returns
+    the storage version found (the current one for a new storage).
+    """
+    marker = path / MARKER
+    try:
+        if path.exists() and not path.is_dir():
+            raise StorageError(f"labnb storage {path} exists and is not a directory")
+        path.mkdir(parents=True, exist_ok=True)
+        if marker.exists():
+            version = read_marker(marker.read_text(), path)
+        else:
+            if any(not is_own_leftover(c.name) for c in path.iterdir()) and not marker.exists():
+                raise StorageError(
+                    f"{path} is not empty and is not a labnb storage directory; "
+                    "choose an empty or new directory"
+                )
+            temporary = path / f".{MARKER}.{secrets.token_hex(4)}"
+            temporary.write_text(marker_text())
+            os.replace(temporary, marker)
+            version = read_marker(marker.read_text(), path)
+        (path / RESULTS).mkdir(exist_ok=True)
+        probe = path / RESULTS / f".probe-{secrets.token_hex(4)}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise StorageError(f"cannot use {path} as labnb storage: {exc}") from None
+    return version
+
+
+class FsspecStorage(Storage):
+    """A labnb storage at an fsspec URL (``s3://bucket/prefix``, ``gs://...``, ``file:///...``).
+
+    ``storage_options`` go to fsspec (for S3 via s3fs: ``key``, ``secret``,
+    ``client_kwargs={'endpoint_url': ...}``, ``anon``...). ``atomic_rename``
+    chooses write-then-rename (default: only for local filesystems) over a
+    single PUT per object. ``listing_seconds``: a lookup while planning
+    consults a listing of ``index/`` at most this old, so planning a run of
+    many uncached tasks costs one LIST, not one GET per task; an entry another
+    process commits is therefore seen up to this late (its task would just run
+    again). ``0`` reads every entry directly.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        atomic_rename: bool | None = None,
+        listing_seconds: float = 1.0,
+        **storage_options: Any,
+    ) -> None:
+        from .fsspec_blobs import RENAMING_PROTOCOLS, FsspecBlobs, protocols
+        from .object_index import ObjectIndex
+
+        try:
+            from fsspec.core import url_to_fs
+        except ImportError as exc:
+            raise ImportError(
+                'FsspecStorage needs fsspec: pip install "labnb[ray]" (or pip install fsspec, '
+                "plus s3fs or gcsfs for cloud storage)"
+            ) from exc
+        self.url = url
+        try:
+            self.fs, root = url_to_fs(url, **storage_options)
+        except (ImportError, ValueError) as exc:
+            raise StorageError(f"cannot use {url} as labnb storage: {exc}") from exc
+        self.root = root.rstrip("/")
+        self.rename = (
+            bool(protocols(self.fs) & RENAMING_PROTOCOLS)
+            if atomic_rename is None
+            else atomic_rename
+        )
+        self._prepare()
+        index = ObjectIndex(self.fs, self.root, self.rename, listing_seconds)
+        super().__init__(index, FsspecBlobs(self.fs, self.root, self.rename), url)
+
+    def _prepare(self) -> None:
+        """Create or check the storage, so a bad URL fails before any task runs.
+
+        Version 1 (0.1.0) entries are read as they are (``IndexEntry.from_json``
+        accepts them), so migrating only rewrites the marker.
+        """
+        from .fsspec_blobs import put
+
+        fs, marker = self.fs, f"{self.root}/{MARKER}"
+        try:
+            if fs.isfile(self.root):
+                raise StorageError(f"labnb storage {self.url} exists and is not a directory")
+            try:
+                version = read_marker(bytes(fs.cat_file(marker)).decode(), self.url)
+            except FileNotFoundError:
+                fs.invalidate_cache(self.root)
+                names = fs.ls(self.root, detail=False) if fs.isdir(self.root) else []
+                if any(not is_own_leftover(name.rpartition("/")[2]) for name in names):
+                    raise StorageError(
+                        f"{self.url} is not empty and is not a labnb storage; "
+                        "choose an empty or new location"
+                    ) from None
+                with contextlib.suppress(FileExistsError):
+                    fs.makedirs(self.root, exist_ok=True)  # creates an S3 bucket if needed
+                version = STORAGE_VERSION
+            if version < STORAGE_VERSION or not fs.exists(marker):
+                put(fs, marker, marker_text().encode(), self.rename)
+            probe = f"{self.root}/{RESULTS}/.probe-{secrets.token_hex(4)}"
+            put(fs, probe, b"", self.rename)
+            fs.rm_file(probe)
+        except StorageError:
+            raise
+        except Exception as exc:  # fsspec backends raise many kinds (OSError, botocore...)
+            raise StorageError(f"cannot use {self.url} as labnb storage: {exc}") from None
+
+
+def open_storage(location: str | os.PathLike[str] | Storage | None) -> Storage:
+    """A storage from what ``Lab(storage=...)`` and the CLI accept: a path, a URL, None."""
+    if isinstance(location, Storage):
+        return location
+    if location is None:
+        return NullStorage()
+    if isinstance(location, str) and "://" in location:
+        return FsspecStorage(location)
+    if isinstance(location, (str, os.PathLike)):
+        return LocalStorage(location)
+    raise StorageError(f"storage must be a path, a URL, None or a labnb Storage, not {location!r}")
