@@ -40,8 +40,8 @@ from typing import Any
 from ipywidgets import Widget
 
 import labnb
+from labnb.display.widgets import DEFAULT_QUERY, CacheView
 from labnb.storage import IndexEntry, LocalStorage, Tracking
-from labnb.widgets import DEFAULT_QUERY, CacheView
 
 MODELS = ("svm", "lr", "rf")
 FIT_SHARE = 0.9

@@ -21,7 +21,7 @@ import time
 from ipywidgets import Widget
 
 import labnb
-from labnb.widgets import RunView
+from labnb.display.widgets import RunView
 
 
 @labnb.task

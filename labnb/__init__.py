@@ -3,16 +3,16 @@
 Code written for labtech runs unchanged with ``import labnb as labtech``.
 """
 
+from .engine.planning import CycleError
+from .engine.run import Run
 from .errors import CacheWarning, LabnbError, StorageError, TaskFailed
-from .formats import NumpyFormat, ParquetFormat, PickleFormat, ResultFormat
+from .intask.progress_api import progress
+from .intask.recording import log_artifact, log_features, log_metric, log_model, log_param
 from .lab import Lab, RunResults
-from .planning import CycleError
-from .progress_api import progress
-from .recording import log_artifact, log_features, log_metric, log_model, log_param
-from .run import Run
+from .model.formats import NumpyFormat, ParquetFormat, PickleFormat, ResultFormat
+from .model.tasks import is_task, logger, task, task_id
 from .runners.base import Runner
 from .storage import Catalog, FsspecStorage, IndexEntry, LocalStorage, NullStorage, Storage
-from .tasks import is_task, logger, task, task_id
 
 __version__ = "0.1.0"
 
@@ -28,13 +28,13 @@ def __getattr__(name: str):
 
 def load_ipython_extension(shell):
     """``%load_ext labnb``: imported lazily so that worker processes never import IPython."""
-    from .magics import load_ipython_extension as load
+    from .magics.ipython import load_ipython_extension as load
 
     load(shell)
 
 
 def unload_ipython_extension(shell):
-    from .magics import unload_ipython_extension as unload
+    from .magics.ipython import unload_ipython_extension as unload
 
     unload(shell)
 

@@ -8,19 +8,19 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from .cpus import available_cpus
+from .display.progress import TextProgress
+from .engine.cpus import available_cpus
+from .engine.execution import RunSetup
+from .engine.planning import make_plan
+from .engine.run import Run, attach_results
+from .engine.running import Execution
+from .engine.state import RunState
 from .errors import TaskFailed
-from .execution import RunSetup
-from .identity import decode
-from .planning import make_plan
-from .progress import TextProgress
-from .run import Run, attach_results
+from .intask.tracking import tracking_setup
+from .model.identity import decode
+from .model.tasks import is_task
 from .runners.base import Runner
-from .running import Execution
-from .state import RunState
 from .storage import Catalog, GcReport, Storage, open_storage
-from .tasks import is_task
-from .tracking import tracking_setup
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -78,11 +78,11 @@ class Lab:
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         """In a notebook, a Lab displays as its cache browser."""
-        from .kernel import in_kernel
+        from .display.kernel import in_kernel
 
         if not in_kernel():
             return {"text/plain": repr(self)}
-        from .widgets import CacheView
+        from .display.widgets import CacheView
 
         return CacheView(self)._repr_mimebundle_(**kwargs)
 
@@ -137,7 +137,7 @@ class Lab:
 
     def _in_notebook(self) -> bool:
         """Widgets need a kernel: ``notebook=True`` elsewhere (a script, pytest) means text."""
-        from .kernel import in_kernel
+        from .display.kernel import in_kernel
 
         return self.notebook is not False and in_kernel()
 
@@ -288,7 +288,7 @@ def _display(state: RunState, notebook: bool, storage: Any = None) -> Iterator[N
     if notebook:
         from IPython.display import display
 
-        from .widgets import RunView
+        from .display.widgets import RunView
 
         state.blocking = True
         view = RunView(state, storage=storage)

@@ -15,8 +15,8 @@ from test_cli import labnb_command
 from test_migration import open_at_once
 
 import labnb
+from labnb.display.widgets import CacheView
 from labnb.storage import QueryError
-from labnb.widgets import CacheView
 
 TESTS = Path(__file__).parent
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from labnb.cpus import available_cpus
+from labnb.engine.cpus import available_cpus
 
 
 def test_cgroup_quota_limits_the_count(tmp_path, monkeypatch):

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from labnb.fingerprint import Unfingerprintable, fingerprint
+from labnb.magics.fingerprint import Unfingerprintable, fingerprint
 
 
 def test_arrays_by_content_dtype_and_shape():

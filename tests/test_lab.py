@@ -270,7 +270,7 @@ def test_workers_cap_blas_threads_unless_the_user_chose(make_lab, monkeypatch):
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setenv("MKL_NUM_THREADS", "7")
     lab = make_lab(max_workers=2, context={"key": None})
-    from labnb.cpus import available_cpus
+    from labnb.engine.cpus import available_cpus
 
     threads = str(max(1, available_cpus() // 2))
     assert lab.run_task(ReadsEnvironment(names=["OMP_NUM_THREADS", "MKL_NUM_THREADS"])) == (
@@ -291,7 +291,7 @@ def test_output_is_captured_even_if_stdout_was_replaced_during_another_run(tmp_p
     import io
     import sys
 
-    from labnb.capture import capture_output
+    from labnb.intask.capture import capture_output
 
     class Channel:
         def __init__(self):

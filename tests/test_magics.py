@@ -147,7 +147,7 @@ def test_options_reach_the_task_type(shell, tmp_path):
 
 
 def _type_of(shell, name):
-    from labnb.tasks import _TASK_TYPES
+    from labnb.model.tasks import _TASK_TYPES
 
     return _TASK_TYPES[("__main__", name)]
 

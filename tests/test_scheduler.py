@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from labnb.scheduler import Node, Scheduler
+from labnb.engine.scheduler import Node, Scheduler
 
 
 def drain(scheduler: Scheduler) -> list[str]:

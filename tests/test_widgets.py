@@ -13,7 +13,7 @@ import pytest
 from sample_tasks import Chatty, Colour, Fails, Square, Stamp, WithEnum
 
 import labnb
-from labnb.widgets import CacheView, RunView, ticker
+from labnb.display.widgets import CacheView, RunView, ticker
 
 
 @pytest.fixture

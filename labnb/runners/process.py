@@ -29,8 +29,8 @@ from typing import Any
 
 import cloudpickle
 
-from ..cpus import available_cpus
-from ..execution import Failure, Job, Outcome, RunSetup
+from ..engine.cpus import available_cpus
+from ..engine.execution import Failure, Job, Outcome, RunSetup
 from .base import Event, Runner
 from .shipping import JobSender
 from .worker import worker_main

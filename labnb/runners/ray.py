@@ -63,8 +63,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..execution import Failure, Job, Outcome, RunSetup, execute
-from ..formats import Payload, ResultFormat
+from ..engine.execution import Failure, Job, Outcome, RunSetup, execute
+from ..model.formats import Payload, ResultFormat
 from . import base
 from .base import Event, Output, Progress, Runner, Started
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import cloudpickle
 
-from ..execution import Job
+from ..engine.execution import Job
 
 PROTOCOL = pickle.HIGHEST_PROTOCOL
 

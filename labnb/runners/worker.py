@@ -16,7 +16,7 @@ from typing import Any
 
 import cloudpickle
 
-from ..execution import Failure, Job, Outcome, RunSetup, execute
+from ..engine.execution import Failure, Job, Outcome, RunSetup, execute
 from .base import Metric, Output, Progress, Started
 from .shipping import JobReceiver
 

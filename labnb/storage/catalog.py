@@ -398,7 +398,7 @@ def _as_types(types: Any) -> list[str] | None:
 
 def _encoded(value: Any) -> Any:
     """A Python value in the stored encoding, so ``where={'colour': Colour.RED}`` works."""
-    from ..identity import encode
+    from ..model.identity import encode
 
     try:
         return encode(value)

@@ -16,7 +16,7 @@ import pickle
 import types
 from typing import Any
 
-from .errors import LabnbError
+from ..errors import LabnbError
 
 
 class Unfingerprintable(LabnbError, TypeError):

@@ -14,13 +14,13 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
-from .capture import Channel, capture_output
-from .errors import TaskFailed
-from .formats import Payload, PickleFormat
-from .recording import Recorder
-from .storage.blobs import PayloadWriter
-from .storage.entry import StoredFile
-from .tracking import TrackingSetup, tracked_run
+from ..errors import TaskFailed
+from ..intask.capture import Channel, capture_output
+from ..intask.recording import Recorder
+from ..intask.tracking import TrackingSetup, tracked_run
+from ..model.formats import Payload, PickleFormat
+from ..storage.blobs import PayloadWriter
+from ..storage.entry import StoredFile
 
 SHIPPING_FORMAT = PickleFormat()
 

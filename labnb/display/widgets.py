@@ -27,14 +27,14 @@ from typing import Any, ClassVar
 import anywidget
 import traitlets
 
+from ..engine.state import CANCELLED, DONE, FAILED, LOADED, RUNNING, RunState
+from ..storage import IndexEntry, QueryError, Tracking
+from ..storage.schema import PARAMS
 from .kernel import activity, in_kernel
-from .state import CANCELLED, DONE, FAILED, LOADED, RUNNING, RunState
-from .storage import IndexEntry, QueryError, Tracking
-from .storage.schema import PARAMS
 
 log = logging.getLogger("labnb.widgets")
 
-STATIC = Path(__file__).parent / "static"
+STATIC = Path(__file__).parent.parent / "static"
 TICK_SECONDS = 0.1
 HEARTBEAT_SECONDS = 1.0
 MAX_TASK_ROWS = 200

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from .errors import TaskFailed
+from ..errors import TaskFailed
 from .planning import Plan
 
 RUNNING, WAITING, DONE, FAILED, LOADED, CANCELLED = (

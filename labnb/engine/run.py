@@ -12,8 +12,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from .errors import TaskFailed
-from .formats import Payload
+from ..errors import TaskFailed
+from ..model.formats import Payload
 from .planning import Plan
 from .running import Execution
 from .state import RunState
@@ -112,11 +112,11 @@ class Run:
         )
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        from .kernel import in_kernel
+        from ..display.kernel import in_kernel
 
         if not in_kernel():
             return {"text/plain": repr(self)}
-        from .widgets import RunView
+        from ..display.widgets import RunView
 
         return RunView(
             self.state, cancel=self.cancel, storage=self._execution.storage

@@ -12,10 +12,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import CacheWarning, LabnbError
-from .formats import Payload
+from ..errors import CacheWarning, LabnbError
+from ..model.formats import Payload
+from ..storage import Storage
 from .scheduler import Node
-from .storage import Storage
 
 
 class CycleError(LabnbError, ValueError):

@@ -11,13 +11,13 @@ import logging
 import time
 from typing import Any
 
-from .errors import TaskFailed
+from ..errors import TaskFailed
+from ..runners.base import Metric, Output, Progress, Runner, Started
+from ..storage import IndexEntry, Record, Storage, Tracking
 from .execution import Job, Outcome, RunSetup
 from .planning import Plan
-from .runners.base import Metric, Output, Progress, Runner, Started
 from .scheduler import Scheduler
 from .state import CANCELLED, DONE, FAILED, RunState
-from .storage import IndexEntry, Record, Storage, Tracking
 
 log = logging.getLogger("labnb")
 

@@ -18,9 +18,9 @@ import keyword
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import LabnbError
+from ..errors import LabnbError
+from ..model.tasks import normalise, task
 from .fingerprint import Unfingerprintable, fingerprint
-from .tasks import normalise, task
 
 FLAGS = {"--wait": "wait", "--bust-cache": "bust_cache", "--mlflow": "mlflow"}
 VALUED = {"--lab": "lab", "--max-parallel": "max_parallel", "--ignore": "ignore"}

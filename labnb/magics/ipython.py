@@ -14,6 +14,9 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.display import display
 
+from ..lab import DEFAULT_STORAGE, Lab
+from ..model.tasks import normalise
+from ..storage.schema import PARAMS
 from .cells import (
     LineError,
     as_pandas,
@@ -24,9 +27,6 @@ from .cells import (
     split_words,
     sweep,
 )
-from .lab import DEFAULT_STORAGE, Lab
-from .storage.schema import PARAMS
-from .tasks import normalise
 
 _MAGICS: weakref.WeakKeyDictionary[Any, LabnbMagics] = weakref.WeakKeyDictionary()
 

@@ -1,0 +1,3 @@
+"""What users see: the anywidget views, the text progress bar, and
+whether we run in a kernel.
+"""
