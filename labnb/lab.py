@@ -18,7 +18,7 @@ from .engine.state import RunState
 from .errors import TaskFailed
 from .intask.tracking import tracking_setup
 from .model.identity import decode
-from .model.tasks import is_task
+from .model.tasks import is_task, meta_of, task_id, type_name_of
 from .runners.base import Runner
 from .storage import Catalog, GcReport, Storage, open_storage
 
@@ -116,7 +116,7 @@ class Lab:
             _report_failures(execution.failures)
         payloads = execution.payloads
         return RunResults(
-            {task: payloads[task._labnb_id].value for task in tasks if task._labnb_id in payloads},
+            {task: payloads[task_id(task)].value for task in tasks if task_id(task) in payloads},
             {error.task: error for error in execution.failures.values()},
         )
 
@@ -155,8 +155,8 @@ class Lab:
 
     def is_cached(self, task: Any) -> bool:
         (task,) = _check_tasks([task])
-        entry = self.storage.lookup(task._labnb_id)
-        fmt = task._labnb_meta.format
+        entry = self.storage.lookup(task_id(task))
+        fmt = meta_of(task).format
         return entry is not None and fmt is not None and entry.format == fmt.name
 
     def cached_tasks(self, task_types: Sequence[type]) -> list[Any]:
@@ -165,7 +165,7 @@ class Lab:
         Entries written by an older definition of a type (other fields or
         ``code_version``) rebuild to a different id and are left out.
         """
-        by_name = {_type_name(cls): cls for cls in task_types}
+        by_name = {type_name_of(cls): cls for cls in task_types}
         tasks = []
         for entry in self.catalog.entries(list(by_name)) if by_name else []:
             cls = by_name[entry.type]
@@ -173,13 +173,13 @@ class Lab:
                 task = cls(**{name: decode(value) for name, value in entry.params.items()})
             except (TypeError, LookupError):
                 continue
-            if task._labnb_id == entry.task_id:
+            if task_id(task) == entry.task_id:
                 tasks.append(task)
         return tasks
 
     def uncache_tasks(self, tasks: Iterable[Any]) -> int:
         """Remove these tasks' cached results and logs; returns how many results were removed."""
-        return self.storage.remove(task._labnb_id for task in _check_tasks(tasks))
+        return self.storage.remove(task_id(task) for task in _check_tasks(tasks))
 
     def gc(self, older_than: float = 3600.0, dry_run: bool = False) -> GcReport:
         """Reclaim files no cached entry references (left by kills), older than
@@ -189,7 +189,7 @@ class Lab:
     def logs(self, task: Any) -> str:
         """All that ``task`` printed and logged in its last run (and its traceback if it failed)."""
         (task,) = _check_tasks([task])
-        text = self.storage.read_logs(task._labnb_id)
+        text = self.storage.read_logs(task_id(task))
         if text is None:
             raise LookupError(f"no logs for {task!r}: it has not run with this lab's storage")
         return text
@@ -200,8 +200,8 @@ class Lab:
         from .storage.tables import metrics_table
 
         items = list(tasks_or_types)
-        ids = [item._labnb_id for item in items if is_task(item)]
-        names = [_type_name(item) for item in items if not is_task(item)]
+        ids = [task_id(item) for item in items if is_task(item)]
+        names = [type_name_of(item) for item in items if not is_task(item)]
         entries = self.catalog.entries(ids=ids) if ids else []
         if names:
             entries += [entry for entry in self.catalog.entries(names) if entry.task_id not in ids]
@@ -210,7 +210,7 @@ class Lab:
     def logged(self, task: Any) -> dict[str, Any]:
         """What a cached task logged: params, metrics, features, artifacts (paths), models."""
         (task,) = _check_tasks([task])
-        entry = self.storage.lookup(task._labnb_id)
+        entry = self.storage.lookup(task_id(task))
         if entry is None:
             raise LookupError(f"{task!r} is not cached in this lab's storage")
         tracking = entry.tracking
@@ -229,7 +229,7 @@ class Lab:
         """A model the task kept with ``labnb.log_model(name, model)``."""
         import pickle
 
-        entry = self.storage.lookup(task._labnb_id)
+        entry = self.storage.lookup(task_id(task))
         folder = None if entry is None else self.storage.artifacts_path(entry)
         if entry is None or folder is None or name not in entry.tracking.models:
             raise LookupError(f"{task!r} has no cached model named {name!r}")
@@ -238,7 +238,7 @@ class Lab:
     def cache_table(self, task_types: Sequence[type] | None = None) -> pd.DataFrame:
         """One row per cached task: type, id, ``params.<field>`` per parameter, timings,
         size, and what the task logged (``params.X``, ``metrics.Y``, ``mlflow_run_id``)."""
-        types = None if task_types is None else [_type_name(cls) for cls in task_types]
+        types = None if task_types is None else [type_name_of(cls) for cls in task_types]
         return self.catalog.table(types)
 
 
@@ -273,13 +273,6 @@ def _check_tasks(tasks: Iterable[Any]) -> list[Any]:
         if not is_task(task):
             raise TypeError(f"expected labnb tasks, got {type(task).__qualname__}: {task!r}")
     return tasks
-
-
-def _type_name(cls: Any) -> str:
-    meta = getattr(cls, "_labnb_meta", None)
-    if meta is None:
-        raise TypeError(f"{cls!r} is not a labnb task type")
-    return meta.type_name
 
 
 @contextmanager

@@ -9,9 +9,11 @@ from __future__ import annotations
 import sys
 from typing import Any, TextIO
 
+from ..model.tasks import task_id
+
 
 def task_label(task: Any) -> str:
-    return f"{type(task).__qualname__}:{task._labnb_id[:8]}"
+    return f"{type(task).__qualname__}:{task_id(task)[:8]}"
 
 
 class TextProgress:
@@ -26,7 +28,7 @@ class TextProgress:
         self._partial: dict[str, str] = {}
 
     def output(self, task: Any, text: str) -> None:
-        key = task._labnb_id
+        key = task_id(task)
         lines = (self._partial.pop(key, "") + text).split("\n")
         if lines[-1]:
             self._partial[key] = lines[-1]
@@ -34,7 +36,7 @@ class TextProgress:
             self._write(task, line)
 
     def finished(self, task: Any) -> None:
-        rest = self._partial.pop(task._labnb_id, "")
+        rest = self._partial.pop(task_id(task), "")
         if rest:
             self._write(task, rest)
         self._bar.update(1)

@@ -19,6 +19,7 @@ from ..intask.capture import Channel, capture_output
 from ..intask.recording import Recorder
 from ..intask.tracking import TrackingSetup, tracked_run
 from ..model.formats import Payload, PickleFormat
+from ..model.tasks import attach_context, attach_result, dependencies_of, meta_of, task_id
 from ..storage.blobs import PayloadWriter
 from ..storage.entry import StoredFile
 
@@ -103,12 +104,12 @@ def execute(
     with a clear message instead of breaking the worker.
     """
     task = job.task
-    for dependency in task._labnb_dependencies:
-        dependency.__dict__["_labnb_result"] = job.dependencies[dependency._labnb_id]
-    task.__dict__["_labnb_context"] = setup.context
+    for dependency in dependencies_of(task):
+        attach_result(dependency, job.dependencies[task_id(dependency)])
+    attach_context(task, setup.context)
     writer = setup.writer
     artifacts = None if writer is None else (lambda: writer.artifacts_folder(job.task_id))
-    recorder = Recorder(channel, artifacts, task._labnb_meta.mlflow_run)
+    recorder = Recorder(channel, artifacts, meta_of(task).mlflow_run)
     run_id = None
     started = time.time()
     try:
@@ -120,7 +121,7 @@ def execute(
     except (Exception, SystemExit) as exc:
         return Outcome(job.task_id, started, time.time(), failure=Failure.from_exception(exc))
     finished = time.time()
-    payload = Payload(task._labnb_meta.format or SHIPPING_FORMAT, value=value)
+    payload = Payload(meta_of(task).format or SHIPPING_FORMAT, value=value)
     stored = None
     try:
         if job.cache and setup.writer is not None:

@@ -14,6 +14,7 @@ from typing import Any
 
 from ..errors import CacheWarning, LabnbError
 from ..model.formats import Payload
+from ..model.tasks import dependencies_of, meta_of, task_id
 from ..storage import Storage
 from .scheduler import Node
 
@@ -51,7 +52,7 @@ def check_acyclic(roots: Sequence[Any]) -> None:
             )
         path.append(task)
         on_path.add(id(task))
-        for dependency in task._labnb_dependencies:
+        for dependency in dependencies_of(task):
             visit(dependency)
         path.pop()
         on_path.discard(id(task))
@@ -73,10 +74,10 @@ def make_plan(roots: Sequence[Any], storage: Storage, bust_cache: bool) -> Plan:
 
 def _make_plan(roots: Sequence[Any], storage: Storage, bust_cache: bool) -> Plan:
     plan = Plan()
-    root_ids = {root._labnb_id for root in roots}
+    root_ids = {task_id(root) for root in roots}
 
     def visit(task: Any) -> None:
-        key = task._labnb_id
+        key = task_id(task)
         seen = plan.instances.setdefault(key, [])
         if any(item is task for item in seen):
             return
@@ -84,21 +85,21 @@ def _make_plan(roots: Sequence[Any], storage: Storage, bust_cache: bool) -> Plan
         if key in plan.tasks:
             return
         plan.tasks[key] = task
-        if not bust_cache and task._labnb_meta.format is not None:
+        if not bust_cache and meta_of(task).format is not None:
             found = load_cached(storage, task, decode=key in root_ids)
             if found is not None:
                 plan.loaded[key], run_id = found
                 if run_id:
                     plan.run_ids[key] = run_id
                 return
-        for dependency in task._labnb_dependencies:
+        for dependency in dependencies_of(task):
             visit(dependency)
-        meta = task._labnb_meta
+        meta = meta_of(task)
         dependencies = tuple(
             dict.fromkeys(
-                dep._labnb_id
-                for dep in task._labnb_dependencies
-                if dep._labnb_id not in plan.loaded
+                task_id(dep)
+                for dep in dependencies_of(task)
+                if task_id(dep) not in plan.loaded
             )
         )
         plan.nodes.append(Node(key, dependencies, meta.type_name, meta.max_parallel))
@@ -112,8 +113,8 @@ def load_cached(storage: Storage, task: Any, decode: bool) -> tuple[Payload, str
     """The cached result of ``task`` and its mlflow run id, or None.
 
     A broken entry warns and counts as not cached."""
-    entry = storage.lookup(task._labnb_id)
-    fmt = task._labnb_meta.format
+    entry = storage.lookup(task_id(task))
+    fmt = meta_of(task).format
     if entry is None or fmt is None or entry.format != fmt.name:
         return None
     try:

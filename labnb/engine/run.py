@@ -14,6 +14,7 @@ from typing import Any
 
 from ..errors import TaskFailed
 from ..model.formats import Payload
+from ..model.tasks import attach_result, task_id
 from .planning import Plan
 from .running import Execution
 from .state import RunState
@@ -27,7 +28,7 @@ def attach_results(plan: Plan, payloads: dict[str, Payload]) -> None:
         payload = payloads.get(key)
         if payload is not None:
             for instance in instances:
-                instance.__dict__["_labnb_result"] = payload
+                attach_result(instance, payload)
 
 
 class Run:
@@ -92,7 +93,7 @@ class Run:
     def results(self) -> dict[Any, Any]:
         """``{task: result}`` for the submitted tasks that have finished so far."""
         payloads = self._execution.payloads
-        found = {task: payloads.get(task._labnb_id) for task in self._tasks}
+        found = {task: payloads.get(task_id(task)) for task in self._tasks}
         return {task: payload.value for task, payload in found.items() if payload is not None}
 
     @property

@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 from ..errors import TaskFailed
+from ..model.tasks import dependencies_of, meta_of, stored_params, task_id
 from ..runners.base import Metric, Output, Progress, Runner, Started
 from ..storage import IndexEntry, Record, Storage, Tracking
 from .execution import Job, Outcome, RunSetup
@@ -99,9 +100,9 @@ class Execution:
                 return
             task = self.plan.tasks[key]
             dependencies = {
-                dep._labnb_id: self.payloads[dep._labnb_id] for dep in task._labnb_dependencies
+                task_id(dep): self.payloads[task_id(dep)] for dep in dependencies_of(task)
             }
-            cache = task._labnb_meta.format is not None
+            cache = meta_of(task).format is not None
             runs = {dep: self.run_ids[dep] for dep in dependencies if dep in self.run_ids}
             self.runner.submit(Job(key, task, dependencies, cache, runs))
 
@@ -145,14 +146,14 @@ class Execution:
         if outcome.mlflow_run_id:
             self.run_ids[key] = outcome.mlflow_run_id
         entry = None
-        if outcome.stored is not None:
-            meta = task._labnb_meta
+        meta = meta_of(task)
+        if outcome.stored is not None and meta.format is not None:
             entry = IndexEntry(
                 task_id=key,
                 type=meta.type_name,
                 module=meta.module,
                 code_version=meta.code_version,
-                params=task._labnb_stored["params"],
+                params=stored_params(task),
                 format=meta.format.name,
                 file=outcome.stored.name,
                 size=outcome.stored.size,

@@ -17,6 +17,8 @@ from typing import Any
 
 from frozendict import frozendict
 
+from ..model.tasks import is_task, meta_of, task_id
+
 
 @dataclass(frozen=True)
 class TrackingSetup:
@@ -26,7 +28,7 @@ class TrackingSetup:
 
 def tracking_setup(tasks: Any) -> TrackingSetup | None:
     """The parent's mlflow settings, if any of these tasks is an mlflow run."""
-    if not any(task._labnb_meta.mlflow_run for task in tasks):
+    if not any(meta_of(task).mlflow_run for task in tasks):
         return None
     import mlflow
     from mlflow.tracking.fluent import _get_experiment_id
@@ -45,13 +47,13 @@ def _absolute(uri: str) -> str:
 def flatten_params(task: Any, prefix: str = "") -> dict[str, str]:
     """Task parameters as mlflow params; nested tasks are flattened as ``field.subfield``."""
     params: dict[str, str] = {}
-    for name in task._labnb_meta.fields:
+    for name in meta_of(task).fields:
         _flatten_value(params, prefix + name, getattr(task, name))
     return params
 
 
 def _flatten_value(params: dict[str, str], key: str, value: Any) -> None:
-    if hasattr(type(value), "_labnb_meta"):
+    if is_task(value):
         params[key] = type(value).__qualname__
         params.update(flatten_params(value, prefix=key + "."))
     elif isinstance(value, Enum):
@@ -73,7 +75,7 @@ def tracked_run(
     mlflow's own ``mlflow.parentRunId`` tag makes its UI show the pipeline
     nested, and ``labnb_parent_run_ids`` keeps every parent of a shared one.
     """
-    meta = task._labnb_meta
+    meta = meta_of(task)
     if not meta.mlflow_run:
         yield None
         return
@@ -84,11 +86,11 @@ def tracked_run(
     tags = {
         "labnb_task_type": meta.type_name,
         "labtech_task_type": meta.type_name,
-        "labnb_task_id": task._labnb_id,
+        "labnb_task_id": task_id(task),
     }
     with mlflow.start_run(
         experiment_id=setup.experiment_id if setup is not None else None,
-        run_name=f"{meta.type_name}-{task._labnb_id[:8]}",
+        run_name=f"{meta.type_name}-{task_id(task)[:8]}",
         tags=tags,
         nested=mlflow.active_run() is not None,
     ) as run:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import LabnbError
-from ..model.tasks import normalise, task
+from ..model.tasks import meta_of, normalise, task
 from .fingerprint import Unfingerprintable, fingerprint
 
 FLAGS = {"--wait": "wait", "--bust-cache": "bust_cache", "--mlflow": "mlflow"}
@@ -223,7 +223,7 @@ def make_task_type(spec: CellSpec, source: str, namespace: dict[str, Any]) -> ty
 def run_cell(self: Any) -> Any:
     """``run()`` of a cell's task: the body with the inputs and parameters bound."""
     namespace = {"__builtins__": builtins, **type(self)._labnb_cell_inputs}
-    namespace.update({name: getattr(self, name) for name in self._labnb_meta.fields})
+    namespace.update({name: getattr(self, name) for name in meta_of(self).fields})
     return run_source(type(self)._labnb_cell_source, namespace)
 
 

@@ -14,7 +14,7 @@ import dataclasses
 import logging
 from collections.abc import Callable, Iterator
 from enum import Enum
-from typing import Any, TypeVar, overload
+from typing import Any, Protocol, TypeVar, overload
 
 from frozendict import frozendict
 
@@ -54,13 +54,64 @@ class ResultNotAvailable(AttributeError):
     """``task.result`` was read before a Lab ran or loaded the task."""
 
 
+class Task(Protocol):
+    """What every ``@labnb.task`` instance offers, for type checkers.
+
+    The rest of labnb reads a task only through this protocol and the
+    accessors below (``task_id``, ``meta_of``...), never through the
+    ``_labnb_*`` attributes the decorator adds.
+    """
+
+    def run(self) -> Any: ...
+
+    @property
+    def result(self) -> Any: ...
+
+    @property
+    def context(self) -> Any: ...
+
+
 def is_task(obj: Any) -> bool:
     return getattr(type(obj), "_labnb_meta", None) is not None
 
 
 def task_id(task: Any) -> str:
     """The task's stable id (32 hex characters)."""
-    return task._labnb_id
+    return str(task._labnb_id)
+
+
+def meta_of(task_or_type: Any) -> TaskMeta:
+    """What the decorator was told about a task's type (a task or its type)."""
+    cls = task_or_type if isinstance(task_or_type, type) else type(task_or_type)
+    meta = getattr(cls, "_labnb_meta", None)
+    if meta is None:
+        raise TypeError(f"{task_or_type!r} is not a labnb task type")
+    return meta
+
+
+def type_name_of(spec: Any) -> str:
+    """A task type's stored name, from a task, its type, or the name itself."""
+    return spec if isinstance(spec, str) else meta_of(spec).type_name
+
+
+def dependencies_of(task: Any) -> tuple[Any, ...]:
+    """The tasks among ``task``'s parameters (nested in containers too), in field order."""
+    return tuple(task._labnb_dependencies)
+
+
+def stored_params(task: Any) -> dict[str, Any]:
+    """The task's parameters in their stored encoding: all an index entry needs to rebuild it."""
+    return dict(task._labnb_stored["params"])
+
+
+def attach_result(task: Any, payload: Any) -> None:
+    """Make ``payload`` (a ``formats.Payload``) what ``task.result`` returns."""
+    task.__dict__["_labnb_result"] = payload
+
+
+def attach_context(task: Any, context: Any) -> None:
+    """Make ``context`` what ``task.context`` returns while it runs."""
+    task.__dict__["_labnb_context"] = context
 
 
 @overload

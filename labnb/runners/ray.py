@@ -65,6 +65,7 @@ from typing import Any
 
 from ..engine.execution import Failure, Job, Outcome, RunSetup, execute
 from ..model.formats import Payload, ResultFormat
+from ..model.tasks import meta_of
 from . import base
 from .base import Event, Output, Progress, Runner, Started
 
@@ -514,7 +515,7 @@ class RayRunner(Runner):
                 "num_returns": 2,
                 "max_retries": self.max_retries,
                 "retry_exceptions": False,
-                "name": cls._labnb_meta.type_name,  # type: ignore[attr-defined]
+                "name": meta_of(cls).type_name,
             }
             options.update(self.task_options)
             options.update(_check_options(getattr(cls, "ray_options", None) or {}, cls))

@@ -16,6 +16,7 @@ from typing import Any
 import cloudpickle
 
 from ..engine.execution import Job
+from ..model.tasks import dependencies_of
 
 PROTOCOL = pickle.HIGHEST_PROTOCOL
 
@@ -30,7 +31,7 @@ def task_types(task: Any) -> dict[int, type]:
             continue
         seen.add(id(current))
         found[id(type(current))] = type(current)
-        stack.extend(current._labnb_dependencies)
+        stack.extend(dependencies_of(current))
     return found
 
 

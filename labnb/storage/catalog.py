@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..errors import LabnbError
+from ..model.tasks import type_name_of
 from . import schema
 from .blobs import ARTIFACTS, RESULTS
 from .entry import IndexEntry
@@ -62,16 +63,6 @@ _COMPARISONS = {
 
 class QueryError(LabnbError, ValueError):
     """A query names a column that does not exist or uses an unsupported expression."""
-
-
-def type_name(spec: Any) -> str:
-    """A task type's stored name, from the type or the name itself."""
-    if isinstance(spec, str):
-        return spec
-    meta = getattr(spec, "_labnb_meta", None)
-    if meta is None:
-        raise TypeError(f"{spec!r} is not a labnb task type")
-    return str(meta.type_name)
 
 
 @dataclass
@@ -391,9 +382,9 @@ def _from_json(text: Any) -> Any:
 def _as_types(types: Any) -> list[str] | None:
     if types is None:
         return None
-    if isinstance(types, (str, type)) or hasattr(types, "_labnb_meta"):
-        return [type_name(types)]
-    return [type_name(spec) for spec in types]
+    if isinstance(types, (str, type)):
+        return [type_name_of(types)]
+    return [type_name_of(spec) for spec in types]
 
 
 def _encoded(value: Any) -> Any:
