@@ -4,6 +4,7 @@
     labnb show STORAGE ID                parameters, timings and logs of one task
     labnb rm STORAGE (ID... | --type T)  remove results (asks first unless --yes)
     labnb gc STORAGE [--older-than S]    reclaim files no cached result references
+    labnb verify STORAGE [--checksums]   check every result file; exit 1 if any is bad
 
 STORAGE is what ``Lab(storage=...)`` takes: a directory or a URL (``s3://...``,
 ``file://...``). IDs may be abbreviated to any unique prefix (as git does).
@@ -27,7 +28,7 @@ from .storage.schema import cell_value
 
 USAGE_ERROR = 2
 CELL_WIDTH = 40
-TEXT_COLUMNS = ("type", "id", "started", "finished", "duration_s", "size_bytes")
+TEXT_COLUMNS = ("type", "id", "started", "finished", "duration_s", "size_bytes", "status")
 
 
 class CliError(LabnbError):
@@ -79,6 +80,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     gc.add_argument("--dry-run", action="store_true", help="only say what would be removed")
     gc.set_defaults(command=gc_command)
+
+    verify = commands.add_parser("verify", help="check every cached result's file")
+    verify.add_argument("storage")
+    verify.add_argument("--checksums", action="store_true", help="read every file (slow)")
+    verify.set_defaults(command=verify_command)
     return parser
 
 
@@ -174,6 +180,12 @@ def gc_command(args: argparse.Namespace) -> int:
         raise CliError("--older-than must be 0 or more seconds")
     print(storage.catalog.gc(older_than=args.older_than, dry_run=args.dry_run))
     return 0
+
+
+def verify_command(args: argparse.Namespace) -> int:
+    counts = open_storage(args.storage).catalog.verify(checksums=args.checksums)
+    print(", ".join(f"{count} {status}" for status, count in counts.items()))
+    return 0 if counts.get("ok", 0) == sum(counts.values()) else 1
 
 
 def resolve(storage: Storage, given: str) -> IndexEntry:

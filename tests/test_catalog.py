@@ -205,9 +205,77 @@ def test_the_index_holds_no_pickles(lab: labnb.Lab, tmp_path: Path):
 def test_cache_table_reads_every_type_with_its_own_columns(lab: labnb.Lab):
     lab.run_tasks([Stamp(n=1)], disable_progress=True)
     assert list(lab.cache_table([Square]).columns) == [
-        "type", "id", "params.x", "started", "finished", "duration_s", "size_bytes",
+        "type", "id", "params.x", "started", "finished", "duration_s", "size_bytes", "status",
     ]  # fmt: skip
     table = lab.cache_table()
     assert len(table) == 13 and table["started"].is_monotonic_increasing
     assert str(table["params.x"].dtype) == "Int64"
     assert os.fspath(lab.storage.where).endswith("store")
+
+
+def test_a_damaged_or_missing_payload_shows_in_the_status_column(lab: labnb.Lab, tmp_path):
+    root = tmp_path / "store"
+    entries = {entry.task_id: entry for entry in lab.storage.entries()}
+    one, two = labnb.task_id(Square(x=1)), labnb.task_id(Square(x=2))
+    (root / "results" / entries[one].file).unlink()
+    (root / "results" / entries[two].file).write_bytes(b"garbage of another size")
+    assert lab.catalog.count(where="status == 'ok'") == 12  # nothing noticed yet
+    assert lab.catalog.verify() == {"ok": 10, "missing": 1, "damaged": 1}
+    assert lab.catalog.count(where="status != 'ok'") == 2
+    table = lab.cache_table([Square]).set_index("id")
+    assert (table.loc[one, "status"], table.loc[two, "status"]) == ("missing", "damaged")
+    cli = labnb_command("verify", str(root))
+    assert cli.returncode == 1 and cli.stdout.strip() == "10 ok, 1 missing, 1 damaged"
+    with pytest.warns(labnb.CacheWarning):  # the tasks run again and are ok after
+        lab.run_tasks([Square(x=1), Square(x=2)], disable_progress=True)
+    assert lab.catalog.count(where="status == 'ok'") == 12
+    assert labnb_command("verify", str(root), "--checksums").returncode == 0
+
+
+def test_a_read_that_finds_damage_records_it(lab: labnb.Lab, tmp_path):
+    entry = lab.storage.lookup(labnb.task_id(Square(x=3)))
+    path = tmp_path / "store" / "results" / entry.file
+    path.write_bytes(b"x" * entry.size)  # same size: only the checksum tells
+    assert lab.catalog.verify() == {"ok": 12, "missing": 0, "damaged": 0}
+    with pytest.raises(labnb.storage.CorruptEntry, match="checksum"):
+        lab.storage.read(entry)
+    assert lab.storage.lookup(entry.task_id).status == "damaged"
+
+
+SHARED_SWEEP = """
+import sys
+sys.path.insert(0, {tests!r})
+import labnb
+from sample_tasks import Stamp
+
+lab = labnb.Lab(storage={storage!r}, runner="thread", max_workers=4)
+for round in range(4):  # the same tasks as the other process, recomputed each round
+    lab.run_tasks([Stamp(n=n) for n in range(25)], bust_cache=True, disable_progress=True)
+"""
+
+
+@pytest.mark.parametrize("kind", ["local", "file"])
+def test_processes_sharing_a_storage_leave_only_what_gc_reclaims(tmp_path: Path, kind: str):
+    if kind == "file":
+        pytest.importorskip("fsspec")
+    root = tmp_path / "shared"
+    storage = str(root) if kind == "local" else f"file://{root}"
+    script = SHARED_SWEEP.format(tests=str(TESTS), storage=storage)
+    running = [subprocess.Popen([sys.executable, "-c", script]) for _ in range(2)]
+    assert [process.wait(timeout=180) for process in running] == [0, 0]
+    lab = labnb.Lab(storage=storage, runner="serial")
+
+    def files() -> set[str]:
+        return {
+            str(path.relative_to(root / "results"))
+            for path in (root / "results").rglob("*")
+            if path.is_file()
+        }
+
+    referenced = {entry.file for entry in lab.storage.entries()}
+    assert len(referenced) == 25 and referenced <= files()
+    if kind == "local":  # commits are transactions: nothing leaks at all
+        assert files() == referenced
+    lab.gc(older_than=0)  # an object store has no transactions: gc reclaims the rest
+    assert files() == referenced
+    assert lab.catalog.verify(checksums=True) == {"ok": 25, "missing": 0, "damaged": 0}

@@ -100,6 +100,7 @@ def test_find_inspect_and_clear(make_lab):
         "finished",
         "duration_s",
         "size_bytes",
+        "status",
     ]
     assert sorted(table["params.colour"]) == ["Colour.BLUE", "Colour.RED"]
     assert (table["duration_s"] >= 0).all() and (table["size_bytes"] > 0).all()

@@ -45,6 +45,7 @@ FIXED = {
     "finished": "finished",
     "duration_s": "(finished - started)",
     "size_bytes": "size",
+    "status": "status",
     "code_version": "code_version",
     "run_id": "run_id",
     "mlflow_run_id": "mlflow_run_id",
@@ -194,7 +195,7 @@ class Catalog:
             logged = sorted(set(self._dynamic(db, types)) - set(params))
             sql = self._where(db, types, where, "", mapping)
             public = ["type", "id", *params, "started", "finished", "duration_s", "size_bytes",
-                      *logged, "mlflow_run_id"]  # fmt: skip
+                      "status", *logged, "mlflow_run_id"]  # fmt: skip
             selected = [
                 f'{FIXED[name] if name in FIXED else mapping[name]} AS "{index}"'
                 for index, name in enumerate(public)
@@ -271,6 +272,40 @@ class Catalog:
             bytes=sum(blob.size for blob in [*files, *temporary, *folders]),
             dry_run=dry_run,
         )
+
+    def verify(self, checksums: bool = False) -> dict[str, int]:
+        """Check every entry's payload and record what was found in the ``status``
+        column (``ok``, ``missing``, ``damaged``); returns the count of each.
+
+        By size, from one listing of the files; ``checksums=True`` also reads
+        every payload and checks it (slow on a big storage)."""
+        from .entry import DAMAGED, MISSING, OK
+        from .store import damage
+
+        blobs = self.storage.blobs
+        if blobs is None:
+            return {}
+        sizes = {blob.name: blob.size for blob in blobs.scan() if blob.area == RESULTS}
+        with self.index.reading() as db:
+            rows = db.execute("SELECT task_id, file, size, status FROM entries").fetchall()
+        found: dict[str, tuple[str, str]] = {}
+        counts = dict.fromkeys((OK, MISSING, DAMAGED), 0)
+        for key, file, size, old in rows:
+            status = MISSING if file not in sizes else DAMAGED if sizes[file] != size else OK
+            if status == OK and checksums:
+                entry = self.index.get(key)
+                try:
+                    data = blobs.read(file)
+                except OSError:
+                    status = MISSING
+                else:
+                    status = DAMAGED if entry is None or damage(data, entry) else OK
+            counts[status] += 1
+            if status != old:
+                found[key] = (file, status)
+        if found:
+            self.index.mark(found)
+        return counts
 
     def _referenced(self) -> set[str]:
         """Payload names and artifact folders that entries point at."""

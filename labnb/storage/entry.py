@@ -18,6 +18,8 @@ from typing import Any
 from ..errors import StorageError
 from .paths import checked_name
 
+OK, MISSING, DAMAGED = "ok", "missing", "damaged"
+"""Payload statuses: found and complete; not found; truncated or not matching its checksum."""
 Metric = tuple[str, float, "int | None", float]
 """(name, value, step, unix time) of one ``labnb.log_metric`` call."""
 
@@ -83,6 +85,8 @@ class IndexEntry:
     """The folder under ``artifacts/`` holding what the task kept (None: nothing)."""
     run_id: str | None = None
     """The labnb run that computed it."""
+    status: str = OK
+    """The payload as last seen: ``ok``, ``missing`` or ``damaged`` (see ``Catalog.verify``)."""
 
     @property
     def duration(self) -> float:
@@ -115,6 +119,7 @@ class IndexEntry:
                 tracking=Tracking.from_json(raw.get("tracking")),
                 artifacts=None if artifacts is None else checked_name(artifacts),
                 run_id=raw.get("run_id"),
+                status=str(raw.get("status") or OK),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise StorageError(f"index entry {task_id[:64]!r} is malformed ({exc!r})") from None

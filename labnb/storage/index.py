@@ -66,6 +66,11 @@ class Index(ABC):
             ]
 
     @abstractmethod
+    def mark(self, statuses: dict[str, tuple[str, str]]) -> None:
+        """Set entries' payload status: ``{task id: (file, status)}``; an entry whose
+        file is no longer ``file`` (committed again meanwhile) keeps its own."""
+
+    @abstractmethod
     def remove_orphan_logs(self, task_ids: list[str]) -> None:
         """Delete logs of these tasks, unless an entry appeared for them meanwhile."""
 
@@ -143,6 +148,14 @@ class SqliteIndex(Index):
             if old:
                 schema.bump_generation(db)
         return list(old.values())
+
+    def mark(self, statuses: dict[str, tuple[str, str]]) -> None:
+        with self._writing() as db:
+            db.executemany(
+                "UPDATE entries SET status = ? WHERE task_id = ? AND file = ?",
+                [(status, key, file) for key, (file, status) in statuses.items()],
+            )
+            schema.bump_generation(db)
 
     def remove_orphan_logs(self, task_ids: list[str]) -> None:
         with self._writing() as db:

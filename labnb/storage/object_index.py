@@ -22,6 +22,7 @@ that listing.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import secrets
 import sqlite3
 import threading
@@ -109,6 +110,19 @@ class ObjectIndex(Index):
                 for key in task_ids:
                     self._listed.pop(key, None)
         return list(old.values())
+
+    def mark(self, statuses: dict[str, tuple[str, str]]) -> None:
+        current = self._fetch(list(statuses))
+        changed = {
+            self._entry_path(key): dataclasses.replace(entry, status=statuses[key][1])
+            .to_json()
+            .encode()
+            for key, entry in current.items()
+            if entry.file == statuses[key][0] and entry.status != statuses[key][1]
+        }
+        if changed:
+            self._put_many(changed)
+            self._bump_generation()
 
     def read_logs(self, task_id: str) -> str | None:
         try:

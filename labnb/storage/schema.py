@@ -45,6 +45,7 @@ ENTRY_COLUMNS = (
     "run_id",
     "mlflow_run_id",
     "artifacts",
+    "status",
     "params",
     "tracking",
     "search",
@@ -54,7 +55,8 @@ CREATE TABLE IF NOT EXISTS entries (
     task_id TEXT PRIMARY KEY, type TEXT NOT NULL, module TEXT, code_version TEXT,
     format TEXT NOT NULL, file TEXT NOT NULL, size INTEGER NOT NULL, checksum TEXT NOT NULL,
     started REAL NOT NULL, finished REAL NOT NULL, run_id TEXT, mlflow_run_id TEXT,
-    artifacts TEXT, params TEXT NOT NULL, tracking TEXT NOT NULL, search TEXT NOT NULL
+    artifacts TEXT, status TEXT NOT NULL DEFAULT 'ok',
+    params TEXT NOT NULL, tracking TEXT NOT NULL, search TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS entries_by_type ON entries (type, started);
 CREATE INDEX IF NOT EXISTS entries_by_start ON entries (started);
@@ -239,6 +241,7 @@ def _fixed_row(entry: IndexEntry) -> tuple[Any, ...]:
         entry.run_id,
         entry.mlflow_run_id,
         entry.artifacts,
+        entry.status,
         json.dumps(entry.params, separators=(",", ":")),
         json.dumps(
             {
@@ -259,7 +262,7 @@ SELECT_ENTRY = f"SELECT {','.join(ENTRY_COLUMNS[:-1])} FROM entries"
 
 def entry_from_row(row: tuple[Any, ...]) -> IndexEntry:
     (task_id, type_, module, code_version, fmt, file, size, checksum, started, finished,
-     run_id, mlflow_run_id, artifacts, params, tracking) = row  # fmt: skip
+     run_id, mlflow_run_id, artifacts, status, params, tracking) = row  # fmt: skip
     return IndexEntry(
         task_id=task_id,
         type=type_,
@@ -276,6 +279,7 @@ def entry_from_row(row: tuple[Any, ...]) -> IndexEntry:
         tracking=Tracking.from_json(json.loads(tracking)),
         artifacts=artifacts,
         run_id=run_id,
+        status=status,
     )
 
 

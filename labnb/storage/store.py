@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import secrets
 from collections.abc import Iterable, Iterator
@@ -25,12 +26,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import LabnbError, StorageError
-from .blobs import RESULTS, Blobs, LocalBlobs, PayloadWriter
-from .entry import IndexEntry
+from .blobs import RESULTS, Blobs, LocalBlobs, PayloadWriter, checksum
+from .entry import DAMAGED, MISSING, IndexEntry
 from .index import Index, SqliteIndex
 
 if TYPE_CHECKING:
     from .catalog import Catalog
+
+log = logging.getLogger("labnb")
 
 Record = tuple[str, "IndexEntry | None", str]
 """(task id, index entry or None, logs of its last run)."""
@@ -43,6 +46,15 @@ STORAGE_VERSION = 2
 
 class CorruptEntry(LabnbError):
     """An index entry whose payload file is missing, truncated or unreadable."""
+
+
+def damage(data: bytes, entry: IndexEntry) -> str:
+    """What is wrong with ``data`` as the payload of ``entry`` ("" when nothing)."""
+    if len(data) != entry.size:
+        return f"is truncated ({len(data)} of {entry.size} bytes)"
+    if checksum(data) != entry.checksum:
+        return "does not match its checksum"
+    return ""
 
 
 class Storage:
@@ -82,16 +94,20 @@ class Storage:
         try:
             data = self.blobs.read(entry.file)
         except (OSError, StorageError) as exc:
+            self._mark(entry, MISSING)
             raise CorruptEntry(f"result file {where} is missing or unreadable ({exc})") from None
-        if len(data) != entry.size:
-            raise CorruptEntry(
-                f"result file {where} is truncated ({len(data)} of {entry.size} bytes)"
-            )
-        from .blobs import checksum
-
-        if checksum(data) != entry.checksum:
-            raise CorruptEntry(f"result file {where} does not match its checksum")
+        problem = damage(data, entry)
+        if problem:
+            self._mark(entry, DAMAGED)
+            raise CorruptEntry(f"result file {where} {problem}")
         return data
+
+    def _mark(self, entry: IndexEntry, status: str) -> None:
+        """Record what a read found, so the catalog shows it (``status`` column)."""
+        try:
+            self.index.mark({entry.task_id: (entry.file, status)})
+        except Exception:  # a read-only or unreachable index: the warning still reaches the user
+            log.warning("labnb could not record that %s is %s", entry.task_id, status)
 
     def commit(self, records: Iterable[Record]) -> None:
         """Save finished runs: an index entry (None for a failed or uncached task) and logs."""
