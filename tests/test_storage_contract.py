@@ -205,6 +205,16 @@ def test_a_committed_entry_is_found_read_and_listed_with_its_logs(make_storage: 
     assert other.generation() == storage.generation()
 
 
+def test_many_lookups_in_one_call_find_what_single_lookups_find(make_storage: MakeStorage):
+    storage = make_storage()
+    stored = storage.writer()(TASK, ".pkl", b"payload bytes")
+    storage.commit([(TASK, entry_for(stored), "")])
+    other = make_storage(listing_seconds=0) if not isinstance(storage, LocalStorage) else storage
+    for reader in (storage, other):
+        assert reader.lookup_many([TASK, OTHER, TASK]) == {TASK: reader.lookup(TASK)}
+        assert reader.lookup_many([]) == {}
+
+
 def test_committing_nothing_changes_nothing(make_storage: MakeStorage):
     storage = make_storage()
     before = storage.generation()

@@ -15,7 +15,7 @@ from typing import Any
 from ..errors import CacheWarning, LabnbError
 from ..model.formats import Payload
 from ..model.tasks import dependencies_of, meta_of, task_id
-from ..storage import Storage
+from ..storage import IndexEntry, Storage
 from .scheduler import Node
 
 
@@ -75,6 +75,8 @@ def make_plan(roots: Sequence[Any], storage: Storage, bust_cache: bool) -> Plan:
 def _make_plan(roots: Sequence[Any], storage: Storage, bust_cache: bool) -> Plan:
     plan = Plan()
     root_ids = {task_id(root) for root in roots}
+    # The roots' entries in one query: most lookups of a rerun are roots.
+    known = {} if bust_cache else storage.lookup_many(root_ids)
 
     def visit(task: Any) -> None:
         key = task_id(task)
@@ -86,7 +88,8 @@ def _make_plan(roots: Sequence[Any], storage: Storage, bust_cache: bool) -> Plan
             return
         plan.tasks[key] = task
         if not bust_cache and meta_of(task).format is not None:
-            found = load_cached(storage, task, decode=key in root_ids)
+            entry = known[key] if key in known else storage.lookup(key)
+            found = load_cached(storage, task, entry, decode=key in root_ids)
             if found is not None:
                 plan.loaded[key], run_id = found
                 if run_id:
@@ -109,11 +112,11 @@ def _make_plan(roots: Sequence[Any], storage: Storage, bust_cache: bool) -> Plan
     return plan
 
 
-def load_cached(storage: Storage, task: Any, decode: bool) -> tuple[Payload, str | None] | None:
-    """The cached result of ``task`` and its mlflow run id, or None.
-
-    A broken entry warns and counts as not cached."""
-    entry = storage.lookup(task_id(task))
+def load_cached(
+    storage: Storage, task: Any, entry: IndexEntry | None, decode: bool
+) -> tuple[Payload, str | None] | None:
+    """The cached result of ``task`` (whose index entry is ``entry``) and its mlflow
+    run id, or None. A broken entry warns and counts as not cached."""
     fmt = meta_of(task).format
     if entry is None or fmt is None or entry.format != fmt.name:
         return None

@@ -35,6 +35,10 @@ class Index(ABC):
     def get(self, task_id: str) -> IndexEntry | None: ...
 
     @abstractmethod
+    def get_many(self, task_ids: list[str]) -> dict[str, IndexEntry]:
+        """The entries of those of these tasks that are cached, in one round trip."""
+
+    @abstractmethod
     def commit(self, entries: list[IndexEntry], logs: dict[str, str]) -> list[IndexEntry]:
         """Write entries and logs; returns the entries replaced by another payload."""
 
@@ -126,6 +130,10 @@ class SqliteIndex(Index):
         with self.reading() as db:
             row = db.execute(f"{schema.SELECT_ENTRY} WHERE task_id = ?", (task_id,)).fetchone()
         return None if row is None else schema.entry_from_row(row)
+
+    def get_many(self, task_ids: list[str]) -> dict[str, IndexEntry]:
+        with self.reading() as db:
+            return schema.read_entries(db, task_ids)
 
     def commit(self, entries: list[IndexEntry], logs: dict[str, str]) -> list[IndexEntry]:
         with self._writing() as db:

@@ -76,6 +76,11 @@ class ObjectIndex(Index):
             return None
         return self._fetch([task_id]).get(task_id)
 
+    def get_many(self, task_ids: list[str]) -> dict[str, IndexEntry]:
+        with self._lock:
+            listed = self._listing(fresh=self.listing_seconds <= 0)
+        return self._fetch([key for key in task_ids if key in listed])
+
     def commit(self, entries: list[IndexEntry], logs: dict[str, str]) -> list[IndexEntry]:
         self._put_many(
             {self._logs_path(key): schema.safe_text(text).encode() for key, text in logs.items()}

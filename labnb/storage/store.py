@@ -82,6 +82,10 @@ class Storage:
     def lookup(self, task_id: str) -> IndexEntry | None:
         return self.index.get(task_id)
 
+    def lookup_many(self, task_ids: Iterable[str]) -> dict[str, IndexEntry]:
+        """Entries of those of these tasks that are cached (one query, not one per task)."""
+        return self.index.get_many(list(dict.fromkeys(task_ids)))
+
     def entries(self) -> Iterator[IndexEntry]:
         """Every entry, oldest first (for whole-storage listings; the catalog pages)."""
         return iter(self.catalog.entries())
