@@ -223,3 +223,17 @@ class Collides:
 
     def run(self) -> str:
         return f"{self.type}-{self.id}"
+
+
+@labnb.task
+class IgnoresTerm:
+    """Like SleepsLong, but ignores SIGTERM (as tasks with their own handlers do)."""
+
+    n: int
+
+    def run(self) -> None:
+        import signal
+
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        Path(self.context["pids"], f"{self.n}.pid").write_text(str(os.getpid()))
+        time.sleep(60)

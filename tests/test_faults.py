@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -236,3 +237,72 @@ def test_a_result_format_defined_in_a_notebook_works_in_worker_processes(tmp_pat
     assert lab.run_task(Summary(n=3)) == {"n": 3, "squares": [0, 1, 4]}
     assert list((tmp_path / "s" / "results").rglob("*.json"))
     assert labnb.Lab(storage=tmp_path / "s", runner="serial").run_task(Summary(n=3))["n"] == 3
+
+
+ORPHANING_RUN = """
+    import threading, time
+    import labnb
+    from sample_tasks import SleepsLong
+
+    if {threaded}:  # a process with threads (a kernel) starts workers from the forkserver
+        threading.Thread(target=time.sleep, args=(600,), daemon=True).start()
+    lab = labnb.Lab(storage="storage", max_workers=2, context={{"pids": "."}})
+    lab.run_tasks([SleepsLong(n=i) for i in range(2)], disable_progress=True)
+"""
+
+
+def started_workers(folder: Path, count: int) -> list[psutil.Process]:
+    deadline = time.time() + 30
+    while len(pid_files := list(folder.glob("*.pid"))) < count:
+        assert time.time() < deadline, "the tasks never started"
+        time.sleep(0.05)
+    time.sleep(0.1)
+    return [psutil.Process(int(path.read_text())) for path in pid_files]
+
+
+def gone_within(workers: list[psutil.Process], seconds: float) -> bool:
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if not any(worker.is_running() and worker.status() != "zombie" for worker in workers):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.mark.parametrize("threaded", [False, True], ids=["forked", "forkserver"])
+def test_workers_exit_when_their_lab_process_is_killed(tmp_path, threaded):
+    process = run_script(ORPHANING_RUN.format(threaded=threaded), tmp_path)
+    workers = started_workers(tmp_path, 2)
+    process.kill()
+    process.wait(timeout=10)
+    try:
+        assert gone_within(workers, 10), "a worker outlived its Lab process by 10 s"
+    finally:
+        for worker in workers:
+            with contextlib.suppress(psutil.Error):
+                worker.kill()
+
+
+STUBBORN_RUN = """
+    import labnb
+    from sample_tasks import IgnoresTerm
+
+    lab = labnb.Lab(storage="storage", max_workers=2, context={"pids": "."})
+    lab.run_tasks([IgnoresTerm(n=i) for i in range(2)], disable_progress=True)
+"""
+
+
+def test_a_second_ctrl_c_kills_workers_that_ignore_sigterm(tmp_path):
+    process = run_script(STUBBORN_RUN, tmp_path)
+    workers = started_workers(tmp_path, 2)
+    process.send_signal(signal.SIGINT)
+    time.sleep(0.5)  # while the first interrupt waits for the workers to stop
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(timeout=10)
+        assert gone_within(workers, 5)
+    finally:
+        process.kill()
+        for worker in workers:
+            with contextlib.suppress(psutil.Error):
+                worker.kill()

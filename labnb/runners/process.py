@@ -117,19 +117,25 @@ class ProcessRunner(Runner):
         return events
 
     def close(self, cancel: bool = False) -> None:
-        for worker in self._workers:
-            if cancel or worker.task_id is not None:
-                worker.process.terminate()
-            else:
-                with contextlib.suppress(OSError):
-                    worker.conn.send_bytes(b"")
-        for worker in self._workers:
-            worker.process.join(STOP_GRACE_SECONDS)
-            if worker.process.is_alive():
-                worker.process.kill()
-                worker.process.join()
-            worker.conn.close()
-        self._workers = []
+        """Stop every worker: idle ones are asked, busy ones terminated; any still
+        alive after a grace period, or when a second Ctrl-C cuts the wait short,
+        is killed. No worker outlives this call."""
+        try:
+            for worker in self._workers:
+                if cancel or worker.task_id is not None:
+                    worker.process.terminate()
+                else:
+                    with contextlib.suppress(OSError):
+                        worker.conn.send_bytes(b"")
+            for worker in self._workers:
+                worker.process.join(STOP_GRACE_SECONDS)
+        finally:
+            for worker in self._workers:
+                if worker.process.is_alive():
+                    worker.process.kill()
+                    worker.process.join()
+                worker.conn.close()
+            self._workers = []
 
     def _idle_worker(self) -> _Worker | None:
         for worker in self._workers:
@@ -143,7 +149,7 @@ class ProcessRunner(Runner):
         threads = max(1, available_cpus() // self.capacity)
         process = context.Process(
             target=worker_main,
-            args=(child_conn, dict(os.environ), os.getcwd(), threads),
+            args=(child_conn, dict(os.environ), os.getcwd(), threads, os.getpid()),
             name="labnb-worker",
         )
         with _main_module_hidden():

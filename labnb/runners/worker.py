@@ -6,21 +6,29 @@ fork from a process that has already imported it, so they start in milliseconds.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import os
 import pickle
 import signal
+import sys
 import threading
 import time
 from multiprocessing.connection import Connection
 from typing import Any
 
 import cloudpickle
+import psutil
 
 from ..engine.execution import Failure, Job, Outcome, RunSetup, execute
 from .base import Metric, Output, Progress, Started
 from .shipping import JobReceiver
 
 FLUSH_INTERVAL = 0.05
+LAB_CHECK_SECONDS = 1.0
+PR_SET_PDEATHSIG = 1
+ORPHANED_EXIT = 70
+"""Exit status of a worker whose Lab process died."""
 THREAD_LIMIT_VARIABLES = (
     "OMP_NUM_THREADS",
     "OPENBLAS_NUM_THREADS",
@@ -92,7 +100,40 @@ class _Channel:
                     return
 
 
-def worker_main(conn: Connection, environment: dict[str, str], cwd: str, threads: int) -> None:
+def follow_lab(lab_pid: int) -> None:
+    """Die with the Lab's process, however it dies.
+
+    A SIGKILLed Lab (or OOM-killed kernel) cannot stop its workers, and a
+    worker never sees its pipe close: a forked one holds copies of the
+    parent's pipe ends, a forkserver's child keeps the forkserver alive. So on
+    Linux a forked worker gets SIGKILL from the kernel when its parent goes
+    (``PR_SET_PDEATHSIG``), and every worker has a watcher thread that exits
+    within a second of the Lab process ending (a zombie counts as ended).
+    """
+    if sys.platform == "linux" and os.getppid() == lab_pid:
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    try:
+        lab = psutil.Process(lab_pid)
+    except psutil.Error:
+        os._exit(ORPHANED_EXIT)
+    threading.Thread(target=_watch_lab, args=(lab,), daemon=True, name="labnb-lab").start()
+
+
+def _watch_lab(lab: psutil.Process) -> None:
+    while True:
+        time.sleep(LAB_CHECK_SECONDS)
+        try:
+            alive = lab.is_running() and lab.status() != psutil.STATUS_ZOMBIE
+        except psutil.Error:
+            alive = False
+        if not alive:
+            os._exit(ORPHANED_EXIT)
+
+
+def worker_main(
+    conn: Connection, environment: dict[str, str], cwd: str, threads: int, lab_pid: int
+) -> None:
     """Serve jobs until the parent says stop (an empty message) or goes away.
 
     ``environment`` and ``cwd`` are the Lab process's now: a forked worker would
@@ -101,6 +142,7 @@ def worker_main(conn: Connection, environment: dict[str, str], cwd: str, threads
     workers do not each start one thread per core and fight over them (as
     joblib's loky does; a value the user set in the environment wins).
     """
+    follow_lab(lab_pid)
     # The parent handles Ctrl-C / the kernel's stop button and stops workers itself.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.environ.clear()
