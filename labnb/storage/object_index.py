@@ -70,11 +70,7 @@ class ObjectIndex(Index):
     # --- the Index interface -------------------------------------------------
 
     def get(self, task_id: str) -> IndexEntry | None:
-        with self._lock:
-            listed = self._listing(fresh=self.listing_seconds <= 0)
-        if task_id not in listed:
-            return None
-        return self._fetch([task_id]).get(task_id)
+        return self.get_many([task_id]).get(task_id)
 
     def get_many(self, task_ids: list[str]) -> dict[str, IndexEntry]:
         with self._lock:
