@@ -237,3 +237,16 @@ class IgnoresTerm:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         Path(self.context["pids"], f"{self.n}.pid").write_text(str(os.getpid()))
         time.sleep(60)
+
+
+@labnb.task
+class SlowTally:
+    """Appends a line to the context's 'tally' folder, then sleeps the context's 'seconds'."""
+
+    name: str
+
+    def run(self) -> str:
+        with open(Path(self.context["tally"], f"{self.name}.txt"), "a") as file:
+            file.write(f"{os.getpid()}\n")
+        time.sleep(self.context["seconds"])
+        return self.name

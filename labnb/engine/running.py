@@ -15,8 +15,9 @@ from ..errors import TaskFailed
 from ..model.tasks import dependencies_of, meta_of, stored_params, task_id
 from ..runners.base import Metric, Output, Progress, Runner, Started
 from ..storage import IndexEntry, Record, Storage, Tracking
+from .claims import Claims
 from .execution import Job, Outcome, RunSetup
-from .planning import Plan
+from .planning import Plan, load_cached
 from .scheduler import Scheduler
 from .state import CANCELLED, DONE, FAILED, RunState
 
@@ -50,6 +51,9 @@ class Execution:
         self._records: list[Record] = []
         self._committed_at = time.monotonic()
         self._cancel_requested = False
+        self.claims = Claims(storage)
+        self._ours: list[str] = []
+        """Tasks this run took over from another run, to start when a worker is free."""
 
     def run(self) -> None:
         """Run to the end; on an exception (KeyboardInterrupt) stop every worker and re-raise."""
@@ -58,10 +62,15 @@ class Execution:
             return
         outcome = CANCELLED
         self.runner.open(self.setup)
+        self.claims.start([node.key for node in self.plan.nodes if self._shared(node.key)])
         try:
             while not self.scheduler.over and not self._cancel_requested:
                 self._submit_ready()
-                self._handle(self.runner.poll(POLL_SECONDS))
+                if self.runner.busy:
+                    self._handle(self.runner.poll(POLL_SECONDS))
+                else:  # only waiting for other runs' results
+                    time.sleep(POLL_SECONDS)
+                self._adopt(*self.claims.tick())
                 if time.monotonic() - self._committed_at > COMMIT_SECONDS:
                     self._commit()
             if self._cancel_requested:
@@ -74,6 +83,7 @@ class Execution:
             raise
         finally:
             self._commit()
+            self.claims.finish(outcome)
             self.state.close(outcome)
 
     def cancel(self) -> None:
@@ -86,25 +96,56 @@ class Execution:
         for key in self.state.running_keys():
             self._records.append((key, None, self.state.logs(key) + f"\n[labnb] {why}\n"))
             self.state.finished(key, CANCELLED)
+        for key in [*self.claims.waiting, *self._ours]:
+            self.state.finished(key, CANCELLED)
+        self.claims.waiting.clear()
 
     def _commit(self) -> None:
         records, self._records = self._records, []
         if records:
             self.storage.commit(records)
+            self.claims.release([key for key, _, _ in records])
         self._committed_at = time.monotonic()
 
     def _submit_ready(self) -> None:
         while self.runner.busy < self.runner.capacity:
+            if self._ours:  # taken over from another run: already leased to this one
+                self._start(self._ours.pop())
+                continue
             key = self.scheduler.take()
             if key is None:
                 return
+            if self.claims.take(key):
+                self._start(key)
+            # else another live run computes it, and _adopt takes its result
+
+    def _shared(self, key: str) -> bool:
+        """Whether other runs could use this task's result (it is cached)."""
+        return meta_of(self.plan.tasks[key]).format is not None and self.setup.writer is not None
+
+    def _adopt(self, done: dict[str, tuple[IndexEntry, str]], ours: list[str]) -> None:
+        """Tasks other runs computed become this run's results; those they gave up
+        (failed, stopped, died) are this run's to compute."""
+        for key, (entry, holder) in done.items():
             task = self.plan.tasks[key]
-            dependencies = {
-                task_id(dep): self.payloads[task_id(dep)] for dep in dependencies_of(task)
-            }
-            cache = meta_of(task).format is not None
-            runs = {dep: self.run_ids[dep] for dep in dependencies if dep in self.run_ids}
-            self.runner.submit(Job(key, task, dependencies, cache, runs))
+            found = load_cached(self.storage, task, entry, decode=False)
+            if found is None:  # damaged: compute it here after all
+                self._ours.append(key)
+                continue
+            self.payloads[key], run_id = found
+            if run_id:
+                self.run_ids[key] = run_id
+            self.scheduler.finish(key)
+            self.state.output(key, f"[labnb] computed by run {holder}\n")
+            self.state.finished(key, DONE)
+        self._ours.extend(ours)
+
+    def _start(self, key: str) -> None:
+        task = self.plan.tasks[key]
+        dependencies = {task_id(dep): self.payloads[task_id(dep)] for dep in dependencies_of(task)}
+        cache = meta_of(task).format is not None
+        runs = {dep: self.run_ids[dep] for dep in dependencies if dep in self.run_ids}
+        self.runner.submit(Job(key, task, dependencies, cache, runs))
 
     def _handle(self, events: list[Any]) -> None:
         for event in events:
@@ -163,6 +204,7 @@ class Execution:
                 mlflow_run_id=outcome.mlflow_run_id,
                 tracking=Tracking.from_json(outcome.record),
                 artifacts=outcome.artifacts,
+                run_id=self.claims.run_id,
             )
         return key, entry, logs
 

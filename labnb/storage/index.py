@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from pathlib import Path
@@ -77,6 +78,28 @@ class Index(ABC):
     @abstractmethod
     def remove_orphan_logs(self, task_ids: list[str]) -> None:
         """Delete logs of these tasks, unless an entry appeared for them meanwhile."""
+
+    # --- runs and leases: who is computing what ------------------------------
+
+    @abstractmethod
+    def start_run(self, run_id: str, pid: int, host: str) -> None: ...
+
+    @abstractmethod
+    def heartbeat(self, run_id: str) -> None:
+        """The run is alive: its leases hold for ``stale_after`` seconds more."""
+
+    @abstractmethod
+    def finish_run(self, run_id: str, status: str) -> None:
+        """The run ended: its status is kept, its leases go."""
+
+    @abstractmethod
+    def claim(self, task_ids: list[str], run_id: str, stale_after: float) -> dict[str, str]:
+        """Lease these tasks to ``run_id``, except those another live run holds:
+        returns ``{task id: holding run}`` for those. A run whose heartbeat is
+        older than ``stale_after`` seconds is dead, and its leases are taken."""
+
+    @abstractmethod
+    def release(self, task_ids: list[str], run_id: str) -> None: ...
 
     def close(self) -> None:
         """Release the connection (the index stays usable: it reopens on demand)."""
@@ -172,6 +195,53 @@ class SqliteIndex(Index):
                     f"DELETE FROM logs WHERE task_id IN ({schema.marks(chunk)}) "
                     "AND task_id NOT IN (SELECT task_id FROM entries)",
                     chunk,
+                )
+
+    def start_run(self, run_id: str, pid: int, host: str) -> None:
+        now = time.time()
+        with self._writing() as db:
+            db.execute(
+                "INSERT INTO runs VALUES (?, ?, ?, ?, ?, NULL, 'running')",
+                (run_id, pid, host, now, now),
+            )
+
+    def heartbeat(self, run_id: str) -> None:
+        with self._writing() as db:
+            db.execute("UPDATE runs SET heartbeat = ? WHERE run_id = ?", (time.time(), run_id))
+
+    def finish_run(self, run_id: str, status: str) -> None:
+        now = time.time()
+        with self._writing() as db:
+            db.execute(
+                "UPDATE runs SET status = ?, finished = ?, heartbeat = ? WHERE run_id = ?",
+                (status, now, now, run_id),
+            )
+            db.execute("DELETE FROM leases WHERE run_id = ?", (run_id,))
+
+    def claim(self, task_ids: list[str], run_id: str, stale_after: float) -> dict[str, str]:
+        held: dict[str, str] = {}
+        with self._writing() as db:
+            for chunk in schema.chunks(task_ids):
+                held.update(
+                    db.execute(
+                        "SELECT l.task_id, l.run_id FROM leases l JOIN runs r USING (run_id) "
+                        f"WHERE l.task_id IN ({schema.marks(chunk)}) AND l.run_id != ? "
+                        "AND r.status = 'running' AND r.heartbeat > ?",
+                        [*chunk, run_id, time.time() - stale_after],
+                    )
+                )
+            db.executemany(
+                "INSERT OR REPLACE INTO leases VALUES (?, ?)",
+                [(key, run_id) for key in task_ids if key not in held],
+            )
+        return held
+
+    def release(self, task_ids: list[str], run_id: str) -> None:
+        with self._writing() as db:
+            for chunk in schema.chunks(task_ids):
+                db.execute(
+                    f"DELETE FROM leases WHERE run_id = ? AND task_id IN ({schema.marks(chunk)})",
+                    [run_id, *chunk],
                 )
 
     def read_logs(self, task_id: str) -> str | None:

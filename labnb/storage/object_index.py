@@ -125,6 +125,26 @@ class ObjectIndex(Index):
             self._put_many(changed)
             self._bump_generation()
 
+    # Runs and leases: fsspec gives object stores no atomic "create if absent"
+    # that works on every backend, so an fsspec storage does not coordinate
+    # runs: every run computes what it needs (as in 0.1.0), and the last commit
+    # of a task wins.
+
+    def start_run(self, run_id: str, pid: int, host: str) -> None:
+        return None
+
+    def heartbeat(self, run_id: str) -> None:
+        return None
+
+    def finish_run(self, run_id: str, status: str) -> None:
+        return None
+
+    def claim(self, task_ids: list[str], run_id: str, stale_after: float) -> dict[str, str]:
+        return {}
+
+    def release(self, task_ids: list[str], run_id: str) -> None:
+        return None
+
     def read_logs(self, task_id: str) -> str | None:
         try:
             return bytes(self.fs.cat_file(self._logs_path(task_id))).decode(errors="replace")

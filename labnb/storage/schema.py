@@ -14,8 +14,13 @@ The same schema serves the local index (a file beside the results) and the
 in-memory mirror of an object-store index. Logs live in the same database as
 entries, so removing an entry and its logs is one transaction.
 
-Schema versions (``PRAGMA user_version``): 2 is this one (0.1.0's index was a
-diskcache of pickled dicts: version 1, migrated by ``migrate.py``).
+Runs and leases live here too: ``runs`` (one row per run, with a heartbeat)
+and ``leases`` (which run is computing which task), so that a task a live run
+is computing is not started again by another process (``engine/claims.py``).
+
+Schema versions (``PRAGMA user_version``): 3 is this one; 2 had no runs or
+leases (opening it adds them); 0.1.0's index was a diskcache of pickled dicts
+(version 1, migrated by ``migrate.py``).
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from typing import Any
 
 from .entry import IndexEntry, Tracking
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 PARAMS = "params."
 METRICS = "metrics."
 ENTRY_COLUMNS = (
@@ -69,6 +74,11 @@ CREATE TABLE IF NOT EXISTS logs (
     task_id TEXT PRIMARY KEY, text TEXT NOT NULL, written REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY, pid INTEGER NOT NULL, host TEXT NOT NULL, started REAL NOT NULL,
+    heartbeat REAL NOT NULL, finished REAL, status TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS leases (task_id TEXT PRIMARY KEY, run_id TEXT NOT NULL);
 INSERT OR IGNORE INTO meta VALUES ('generation', 0);
 """
 MAX_DYNAMIC_COLUMNS = 1800

@@ -1,0 +1,103 @@
+"""A task is computed once, whoever asks: leases and run heartbeats in the catalog."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from sample_tasks import SlowTally
+
+import labnb
+
+TESTS = Path(__file__).parent
+SWEEP = """
+import json, sys, time
+sys.path.insert(0, {tests!r})
+import labnb
+from sample_tasks import SlowTally
+
+start = {start}
+while time.time() < start:
+    pass
+lab = labnb.Lab(storage={storage!r}, max_workers=2,
+                context={{"tally": {tally!r}, "seconds": {seconds}}})
+results = lab.run_tasks([SlowTally(name=str(n)) for n in range({first}, {last})],
+                        disable_progress=True)
+print(json.dumps(sorted(results.values(), key=int)))
+"""
+
+
+def start_sweep(tmp_path: Path, first: int, last: int, seconds: float, start: float):
+    (tmp_path / "tally").mkdir(exist_ok=True)
+    script = SWEEP.format(
+        tests=str(TESTS), storage=str(tmp_path / "storage"), tally=str(tmp_path / "tally"),
+        seconds=seconds, first=first, last=last, start=start,
+    )  # fmt: skip
+    return subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def executions(tmp_path: Path) -> dict[str, int]:
+    return {
+        path.stem: len(path.read_text().splitlines())
+        for path in sorted((tmp_path / "tally").glob("*.txt"))
+    }
+
+
+def test_two_processes_asking_for_overlapping_tasks_compute_each_once(tmp_path: Path):
+    start = time.time() + 2.0
+    first = start_sweep(tmp_path, 0, 8, 0.5, start)
+    second = start_sweep(tmp_path, 4, 12, 0.5, start)
+    outputs = [process.communicate(timeout=120) for process in (first, second)]
+    assert [process.returncode for process in (first, second)] == [0, 0], outputs
+    assert outputs[0][0].strip() == str([str(n) for n in range(8)]).replace("'", '"')
+    assert outputs[1][0].strip() == str([str(n) for n in range(4, 12)]).replace("'", '"')
+    assert executions(tmp_path) == {str(n): 1 for n in range(12)}
+    db = sqlite3.connect(tmp_path / "storage" / "catalog.sqlite")
+    assert db.execute("SELECT count(*) FROM leases").fetchone() == (0,)
+    assert db.execute("SELECT status, count(*) FROM runs GROUP BY status").fetchall() == [
+        ("done", 2)
+    ]
+    runs = {run_id for (run_id,) in db.execute("SELECT run_id FROM runs")}
+    assert {row[0] for row in db.execute("SELECT run_id FROM entries")} <= runs
+    db.close()
+
+
+def test_the_tasks_of_a_killed_run_are_taken_over(tmp_path: Path):
+    holder = start_sweep(tmp_path, 0, 2, 600, time.time())
+    deadline = time.time() + 60
+    while executions(tmp_path) != {"0": 1, "1": 1}:
+        assert time.time() < deadline, "the first run never started its tasks"
+        time.sleep(0.05)
+    waiter = start_sweep(tmp_path, 0, 3, 0.1, time.time())
+    time.sleep(3)
+    assert executions(tmp_path) == {"0": 1, "1": 1, "2": 1}  # waits for the live holder
+    holder.kill()
+    holder.wait(timeout=10)
+    killed_at = time.time()
+    _, err = waiter.communicate(timeout=60)
+    assert waiter.returncode == 0, err
+    assert time.time() - killed_at < 20  # a dead run is noticed within about 10 s
+    assert executions(tmp_path) == {"0": 2, "1": 2, "2": 1}
+    lab = labnb.Lab(storage=tmp_path / "storage", runner="serial")
+    assert all(lab.is_cached(SlowTally(name=str(n))) for n in range(3))
+
+
+def test_a_run_leaves_a_record_and_no_leases(tmp_path: Path):
+    (tmp_path / "tally").mkdir()
+    lab = labnb.Lab(storage=tmp_path / "s", runner="thread",
+                    context={"tally": str(tmp_path / "tally"), "seconds": 0})  # fmt: skip
+    lab.run_tasks([SlowTally(name="a"), SlowTally(name="b")], disable_progress=True)
+    db = sqlite3.connect(tmp_path / "s" / "catalog.sqlite")
+    (run_id, status, pid), *others = db.execute("SELECT run_id, status, pid FROM runs").fetchall()
+    assert not others and status == "done" and pid == os.getpid()
+    assert db.execute("SELECT count(*) FROM leases").fetchone() == (0,)
+    assert {entry.run_id for entry in lab.storage.entries()} == {run_id}
+    lab.run_tasks([SlowTally(name="a")], bust_cache=True, disable_progress=True)
+    assert executions(tmp_path) == {"a": 2, "b": 1}  # bust_cache reruns, even when cached
+    db.close()
