@@ -13,6 +13,7 @@ from .model.formats import NumpyFormat, ParquetFormat, PickleFormat, ResultForma
 from .model.tasks import is_task, logger, task, task_id
 from .runners.base import Runner
 from .storage import Catalog, FsspecStorage, IndexEntry, LocalStorage, NullStorage, Storage
+from .storage.runs import RunRecord, TaskRun
 
 __version__ = "0.1.0"
 
@@ -54,11 +55,13 @@ __all__ = [
     "PickleFormat",
     "ResultFormat",
     "Run",
+    "RunRecord",
     "RunResults",
     "Runner",
     "Storage",
     "StorageError",
     "TaskFailed",
+    "TaskRun",
     "is_task",
     "log_artifact",
     "log_features",

@@ -5,6 +5,8 @@
     labnb rm STORAGE (ID... | --type T)  remove results (asks first unless --yes)
     labnb gc STORAGE [--older-than S]    reclaim files no cached result references
     labnb verify STORAGE [--checksums]   check every result file; exit 1 if any is bad
+    labnb runs STORAGE [--prune]         the runs recorded in the storage (or forget ended ones)
+    labnb cancel STORAGE RUN_ID          stop a running run, wherever it runs
 
 STORAGE is what ``Lab(storage=...)`` takes: a directory or a URL (``s3://...``,
 ``file://...``). IDs may be abbreviated to any unique prefix (as git does).
@@ -24,6 +26,7 @@ import pandas as pd
 from .errors import LabnbError, StorageError
 from .storage import MARKER, IndexEntry, Storage
 from .storage import open_storage as open_location
+from .storage.runs import read_runs
 from .storage.schema import cell_value
 
 USAGE_ERROR = 2
@@ -80,6 +83,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     gc.add_argument("--dry-run", action="store_true", help="only say what would be removed")
     gc.set_defaults(command=gc_command)
+
+    runs = commands.add_parser("runs", help="the runs recorded in a storage")
+    runs.add_argument("storage")
+    runs.add_argument("--prune", action="store_true", help="forget the runs that have ended")
+    runs.set_defaults(command=runs_command)
+
+    cancel = commands.add_parser("cancel", help="stop a running run, wherever it runs")
+    cancel.add_argument("storage")
+    cancel.add_argument("run", metavar="RUN_ID")
+    cancel.set_defaults(command=cancel_command)
 
     verify = commands.add_parser("verify", help="check every cached result's file")
     verify.add_argument("storage")
@@ -186,6 +199,38 @@ def verify_command(args: argparse.Namespace) -> int:
     counts = open_storage(args.storage).catalog.verify(checksums=args.checksums)
     print(", ".join(f"{count} {status}" for status, count in counts.items()))
     return 0 if counts.get("ok", 0) == sum(counts.values()) else 1
+
+
+def runs_command(args: argparse.Namespace) -> int:
+    storage = open_storage(args.storage)
+    runs = read_runs(storage.index)
+    if args.prune:
+        ended = [run.id for run in runs if run.done]
+        storage.index.forget_runs(ended)
+        print(f"forgot {len(ended)} run(s) that have ended")
+        return 0
+    if not runs:
+        print("no runs recorded")
+        return 0
+    for run in runs:
+        finished = "" if run.finished is None else f"{run.finished.astimezone():%H:%M:%S}"
+        counts = ", ".join(f"{n} {status}" for status, n in sorted(run.counts().items()))
+        print(
+            f"{run.id}  {run.status:<9}  {run.started.astimezone():%Y-%m-%d %H:%M:%S}"
+            f"  {finished:<8}  pid {run.pid} on {run.host}  {counts}"
+        )
+    return 0
+
+
+def cancel_command(args: argparse.Namespace) -> int:
+    storage = open_storage(args.storage)
+    found = [run for run in read_runs(storage.index) if run.id.startswith(args.run.lower())]
+    if len(found) != 1:
+        raise CliError(f"{'no' if not found else 'more than one'} run with id {args.run}")
+    if not found[0].cancel():
+        raise CliError(f"run {found[0].id} is not running ({found[0].status})")
+    print(f"asked run {found[0].id} to stop")
+    return 0
 
 
 def resolve(storage: Storage, given: str) -> IndexEntry:

@@ -21,6 +21,7 @@ from .model.identity import decode
 from .model.tasks import is_task, meta_of, task_id, type_name_of
 from .runners.base import Runner
 from .storage import Catalog, GcReport, Storage, open_storage
+from .storage.runs import RunRecord, read_runs
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -147,6 +148,21 @@ class Lab:
         return task.result
 
     # --- the cache ----------------------------------------------------------
+
+    def runs(self) -> list[RunRecord]:
+        """Every run recorded in this lab's storage, oldest first, from any process:
+        status (``running``, ``done``, ``failed``, ``cancelled``, ``lost``), times and
+        each task's state and timings (``run.frame()``); ``run.cancel()`` stops a
+        running one wherever it runs."""
+        return read_runs(self.storage.index)
+
+    def forget_runs(self, runs: Iterable[RunRecord] | None = None) -> int:
+        """Delete the records of these runs (default: every run that has ended);
+        running ones are kept. Returns how many were deleted."""
+        chosen = self.runs() if runs is None else list(runs)
+        ended = [run.id for run in chosen if run.refresh().done]
+        self.storage.index.forget_runs(ended)
+        return len(ended)
 
     @property
     def catalog(self) -> Catalog:

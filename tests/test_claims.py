@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from sample_tasks import SlowTally
+from test_cli import labnb_command
 
 import labnb
 
@@ -19,6 +20,7 @@ import json, sys, time
 sys.path.insert(0, {tests!r})
 import labnb
 from sample_tasks import SlowTally
+from test_cli import labnb_command
 
 start = {start}
 while time.time() < start:
@@ -86,6 +88,9 @@ def test_the_tasks_of_a_killed_run_are_taken_over(tmp_path: Path):
     assert executions(tmp_path) == {"0": 2, "1": 2, "2": 1}
     lab = labnb.Lab(storage=tmp_path / "storage", runner="serial")
     assert all(lab.is_cached(SlowTally(name=str(n))) for n in range(3))
+    killed, finished = lab.runs()
+    assert (killed.status, finished.status) == ("lost", "done")  # its heartbeat went stale
+    assert killed.counts() == {"running": 2} and finished.counts() == {"done": 3}
 
 
 def test_a_run_leaves_a_record_and_no_leases(tmp_path: Path):
@@ -101,3 +106,45 @@ def test_a_run_leaves_a_record_and_no_leases(tmp_path: Path):
     lab.run_tasks([SlowTally(name="a")], bust_cache=True, disable_progress=True)
     assert executions(tmp_path) == {"a": 2, "b": 1}  # bust_cache reruns, even when cached
     db.close()
+
+
+def test_runs_are_recorded_and_found_from_another_process(tmp_path: Path):
+    script = """
+import sys
+sys.path.insert(0, {tests!r})
+import labnb
+from sample_tasks import Fails, Square
+
+lab = labnb.Lab(storage={storage!r}, max_workers=2, continue_on_failure=True)
+lab.run_tasks([Square(x=1), Square(x=2), Fails(n=3)], disable_progress=True)
+lab.run_tasks([Square(x=1)], disable_progress=True)
+""".format(tests=str(TESTS), storage=str(tmp_path / "s"))
+    subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, timeout=120)
+    lab = labnb.Lab(storage=tmp_path / "s", runner="serial")
+    (first,) = lab.runs()  # a run that only loads from the cache computes nothing: no record
+    assert first.status == "failed" and first.counts() == {"done": 2, "failed": 1}
+    table = first.frame().set_index("task")
+    assert table.loc["Fails(n=3, unpicklable=False)", "error"] == "ValueError: bad value 3"
+    assert (table["duration_s"] >= 0).all() and first.finished >= first.started
+    listed = labnb_command("runs", str(tmp_path / "s"))
+    assert listed.returncode == 0 and first.id in listed.stdout and "1 failed" in listed.stdout
+    assert labnb_command("cancel", str(tmp_path / "s"), first.id[:6]).returncode == 2
+    pruned = labnb_command("runs", str(tmp_path / "s"), "--prune")
+    assert pruned.stdout.strip() == "forgot 1 run(s) that have ended" and lab.runs() == []
+
+
+def test_a_run_is_cancelled_from_another_process(tmp_path: Path):
+    holder = start_sweep(tmp_path, 0, 4, 600, time.time())
+    lab = labnb.Lab(storage=tmp_path / "storage", runner="serial")
+    deadline = time.time() + 60
+    while not (running := [run for run in lab.runs() if run.status == "running"]):
+        assert time.time() < deadline, "the run never started"
+        time.sleep(0.1)
+    (run,) = running
+    asked = time.time()
+    assert run.cancel()
+    holder.communicate(timeout=30)
+    assert time.time() - asked < 10
+    ended = run.wait(timeout=10)
+    assert ended.status == "cancelled" and ended.counts().get("done", 0) == 0
+    assert not run.cancel()  # no longer running

@@ -1,4 +1,6 @@
-"""A task is computed once, whoever asks: leases on tasks, kept in the storage.
+"""A run's presence in its storage: its record, its heartbeat and its leases.
+
+A task is computed once, whoever asks.
 
 When a run starts it leases, in one transaction, the tasks it plans to
 compute. Those another live run (another kernel, a script) already holds are
@@ -24,11 +26,12 @@ import socket
 import time
 
 from ..storage import IndexEntry, Storage
+from ..storage.index import TaskRow
+from ..storage.runs import STALE_SECONDS
 
 log = logging.getLogger("labnb")
 
 HEARTBEAT_SECONDS = 2.0
-STALE_SECONDS = 10.0
 CHECK_SECONDS = 0.5
 """How often tasks computed elsewhere are looked for."""
 
@@ -46,6 +49,8 @@ class Claims:
         """Tasks of this run another live run held when it started."""
         self._beat_at = 0.0
         self._checked_at = 0.0
+        self.cancelled = False
+        """Another process asked this run to stop (``RunRecord.cancel``)."""
         self.since = time.time()
         """Entries finished before this run began are not its business (``bust_cache``)."""
 
@@ -70,6 +75,11 @@ class Claims:
         self.waiting[key] = holder
         return False
 
+    def record(self, rows: list[TaskRow]) -> None:
+        """What the run knows of these tasks now, for its record (``lab.runs()``)."""
+        if rows:
+            self.index.record_tasks(self.run_id, rows)
+
     def release(self, keys: list[str]) -> None:
         if keys:
             self.index.release(keys, self.run_id)
@@ -89,6 +99,7 @@ class Claims:
         if now - self._beat_at > HEARTBEAT_SECONDS:
             try:
                 self.index.heartbeat(self.run_id)
+                self.cancelled = self.index.cancel_requested(self.run_id)
             except Exception:  # a busy or failing disk must not end a long run
                 log.warning("labnb could not renew the heartbeat of run %s", self.run_id)
             self._beat_at = now

@@ -15,11 +15,15 @@ from ..errors import TaskFailed
 from ..model.tasks import dependencies_of, meta_of, stored_params, task_id
 from ..runners.base import Metric, Output, Progress, Runner, Started
 from ..storage import IndexEntry, Record, Storage, Tracking
+from ..storage.index import TaskRow
 from .claims import Claims
 from .execution import Job, Outcome, RunSetup
 from .planning import Plan, load_cached
 from .scheduler import Scheduler
-from .state import CANCELLED, DONE, FAILED, RunState
+from .state import CANCELLED, DONE, FAILED, WAITING, RunState
+
+NOT_STARTED = "not started"
+"""A task the run never started (it stopped first: a failure, a cancel)."""
 
 log = logging.getLogger("labnb")
 
@@ -52,6 +56,8 @@ class Execution:
         self._committed_at = time.monotonic()
         self._cancel_requested = False
         self.claims = Claims(storage)
+        self._changed: set[str] = set()
+        """Tasks whose state the run record has not been told yet."""
         self._ours: list[str] = []
         """Tasks this run took over from another run, to start when a worker is free."""
 
@@ -63,6 +69,7 @@ class Execution:
         outcome = CANCELLED
         self.runner.open(self.setup)
         self.claims.start([node.key for node in self.plan.nodes if self._shared(node.key)])
+        self._changed.update(self.state.records)
         try:
             while not self.scheduler.over and not self._cancel_requested:
                 self._submit_ready()
@@ -71,6 +78,7 @@ class Execution:
                 else:  # only waiting for other runs' results
                     time.sleep(POLL_SECONDS)
                 self._adopt(*self.claims.tick())
+                self._cancel_requested |= self.claims.cancelled
                 if time.monotonic() - self._committed_at > COMMIT_SECONDS:
                     self._commit()
             if self._cancel_requested:
@@ -82,7 +90,8 @@ class Execution:
             self._stop("interrupted")
             raise
         finally:
-            self._commit()
+            self._changed.update(self.state.records)  # the final state of every task
+            self._commit(over=True)
             self.claims.finish(outcome)
             self.state.close(outcome)
 
@@ -98,14 +107,35 @@ class Execution:
             self.state.finished(key, CANCELLED)
         for key in [*self.claims.waiting, *self._ours]:
             self.state.finished(key, CANCELLED)
+        self._changed.update(self.state.records)
         self.claims.waiting.clear()
 
-    def _commit(self) -> None:
+    def _commit(self, over: bool = False) -> None:
         records, self._records = self._records, []
         if records:
             self.storage.commit(records)
             self.claims.release([key for key, _, _ in records])
+            self._changed.update(key for key, _, _ in records)
+        changed, self._changed = self._changed, set()
+        self.claims.record([self._task_row(key, over) for key in changed])
         self._committed_at = time.monotonic()
+
+    def _task_row(self, key: str, over: bool = False) -> TaskRow:
+        with self.state.lock:
+            record = self.state.records[key]
+            error = None
+            if record.error is not None:
+                error = f"{record.error.exc_type}: {record.error.message}"
+            status = NOT_STARTED if over and record.status == WAITING else record.status
+            return (
+                key,
+                meta_of(record.task).type_name,
+                repr(record.task)[:300],
+                status,
+                record.started,
+                record.finished,
+                None if error is None else error[:1000],
+            )
 
     def _submit_ready(self) -> None:
         while self.runner.busy < self.runner.capacity:
@@ -138,6 +168,7 @@ class Execution:
             self.scheduler.finish(key)
             self.state.output(key, f"[labnb] computed by run {holder}\n")
             self.state.finished(key, DONE)
+            self._changed.add(key)
         self._ours.extend(ours)
 
     def _start(self, key: str) -> None:

@@ -27,6 +27,10 @@ from . import schema
 from .entry import IndexEntry
 
 BUSY_SECONDS = 60.0
+TaskRow = tuple[str, str, str, str, "float | None", "float | None", "str | None"]
+"""A run's task: (task id, type, label, status, started, finished, error)."""
+RunRow = tuple[str, int, str, float, float, "float | None", str, list[TaskRow]]
+"""(run id, pid, host, started, heartbeat, finished, status, tasks)."""
 
 
 class Index(ABC):
@@ -100,6 +104,25 @@ class Index(ABC):
 
     @abstractmethod
     def release(self, task_ids: list[str], run_id: str) -> None: ...
+
+    @abstractmethod
+    def record_tasks(self, run_id: str, rows: list[TaskRow]) -> None:
+        """Insert or update what the run knows of its tasks."""
+
+    @abstractmethod
+    def runs(self, run_ids: list[str] | None = None) -> list[RunRow]:
+        """Runs, oldest first, with their tasks (all runs, or these)."""
+
+    @abstractmethod
+    def request_cancel(self, run_id: str) -> bool:
+        """Ask a running run (in any process) to stop; False when it is not running."""
+
+    @abstractmethod
+    def cancel_requested(self, run_id: str) -> bool: ...
+
+    @abstractmethod
+    def forget_runs(self, run_ids: list[str]) -> None:
+        """Delete the records of these (finished) runs."""
 
     def close(self) -> None:
         """Release the connection (the index stays usable: it reopens on demand)."""
@@ -201,7 +224,7 @@ class SqliteIndex(Index):
         now = time.time()
         with self._writing() as db:
             db.execute(
-                "INSERT INTO runs VALUES (?, ?, ?, ?, ?, NULL, 'running')",
+                "INSERT INTO runs VALUES (?, ?, ?, ?, ?, NULL, 'running', 0)",
                 (run_id, pid, host, now, now),
             )
 
@@ -243,6 +266,49 @@ class SqliteIndex(Index):
                     f"DELETE FROM leases WHERE run_id = ? AND task_id IN ({schema.marks(chunk)})",
                     [run_id, *chunk],
                 )
+
+    def record_tasks(self, run_id: str, rows: list[TaskRow]) -> None:
+        with self._writing() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO run_tasks VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [(run_id, *row) for row in rows],
+            )
+
+    def runs(self, run_ids: list[str] | None = None) -> list[RunRow]:
+        with self.reading() as db:
+            clause, args = "", []
+            if run_ids is not None:
+                clause, args = f" WHERE run_id IN ({schema.marks(run_ids)})", list(run_ids)
+            runs = db.execute(
+                "SELECT run_id, pid, host, started, heartbeat, finished, status FROM runs"
+                f"{clause} ORDER BY started",
+                args,
+            ).fetchall()
+            tasks: dict[str, list[TaskRow]] = {}
+            for run_id, *row in db.execute(
+                f"SELECT * FROM run_tasks{clause} ORDER BY started IS NULL, started", args
+            ):
+                tasks.setdefault(run_id, []).append(tuple(row))
+        return [(*run, tasks.get(run[0], [])) for run in runs]
+
+    def request_cancel(self, run_id: str) -> bool:
+        with self._writing() as db:
+            changed = db.execute(
+                "UPDATE runs SET cancel = 1 WHERE run_id = ? AND status = 'running'", (run_id,)
+            ).rowcount
+        return changed > 0
+
+    def cancel_requested(self, run_id: str) -> bool:
+        with self.reading() as db:
+            row = db.execute("SELECT cancel FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        return bool(row and row[0])
+
+    def forget_runs(self, run_ids: list[str]) -> None:
+        with self._writing() as db:
+            for chunk in schema.chunks(run_ids):
+                marks = schema.marks(chunk)
+                db.execute(f"DELETE FROM run_tasks WHERE run_id IN ({marks})", chunk)
+                db.execute(f"DELETE FROM runs WHERE run_id IN ({marks})", chunk)
 
     def read_logs(self, task_id: str) -> str | None:
         with self.reading() as db:

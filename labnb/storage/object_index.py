@@ -35,7 +35,7 @@ from ..errors import StorageError
 from . import schema
 from .entry import IndexEntry
 from .fsspec_blobs import put, remove_quietly
-from .index import Index
+from .index import Index, RunRow, TaskRow
 
 GENERATION = "generation"
 INDEX_SUFFIX = ".json"
@@ -128,7 +128,7 @@ class ObjectIndex(Index):
     # Runs and leases: fsspec gives object stores no atomic "create if absent"
     # that works on every backend, so an fsspec storage does not coordinate
     # runs: every run computes what it needs (as in 0.1.0), and the last commit
-    # of a task wins.
+    # of a task wins. Nor does it keep run records yet.
 
     def start_run(self, run_id: str, pid: int, host: str) -> None:
         return None
@@ -143,6 +143,21 @@ class ObjectIndex(Index):
         return {}
 
     def release(self, task_ids: list[str], run_id: str) -> None:
+        return None
+
+    def record_tasks(self, run_id: str, rows: list[TaskRow]) -> None:
+        return None
+
+    def runs(self, run_ids: list[str] | None = None) -> list[RunRow]:
+        return []
+
+    def request_cancel(self, run_id: str) -> bool:
+        return False
+
+    def cancel_requested(self, run_id: str) -> bool:
+        return False
+
+    def forget_runs(self, run_ids: list[str]) -> None:
         return None
 
     def read_logs(self, task_id: str) -> str | None:

@@ -76,8 +76,14 @@ CREATE TABLE IF NOT EXISTS logs (
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value);
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY, pid INTEGER NOT NULL, host TEXT NOT NULL, started REAL NOT NULL,
-    heartbeat REAL NOT NULL, finished REAL, status TEXT NOT NULL
+    heartbeat REAL NOT NULL, finished REAL, status TEXT NOT NULL,
+    cancel INTEGER NOT NULL DEFAULT 0
 );
+CREATE TABLE IF NOT EXISTS run_tasks (
+    run_id TEXT NOT NULL, task_id TEXT NOT NULL, type TEXT NOT NULL, label TEXT NOT NULL,
+    status TEXT NOT NULL, started REAL, finished REAL, error TEXT,
+    PRIMARY KEY (run_id, task_id)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS leases (task_id TEXT PRIMARY KEY, run_id TEXT NOT NULL);
 INSERT OR IGNORE INTO meta VALUES ('generation', 0);
 """
