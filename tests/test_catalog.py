@@ -279,3 +279,12 @@ def test_processes_sharing_a_storage_leave_only_what_gc_reclaims(tmp_path: Path,
     lab.gc(older_than=0)  # an object store has no transactions: gc reclaims the rest
     assert files() == referenced
     assert lab.catalog.verify(checksums=True) == {"ok": 25, "missing": 0, "damaged": 0}
+
+
+def test_columns_come_grouped_by_task_type_in_field_order(lab: labnb.Lab):
+    lab.run_tasks([Collides(id=1, type="a")], disable_progress=True)
+    assert lab.catalog.columns(prefix="params.") == [
+        "params.id", "params.type", "params.started", "params.size_bytes",  # Collides
+        "params.x",  # Square
+        "params.colour", "params.options",  # WithEnum
+    ]  # fmt: skip

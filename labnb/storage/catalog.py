@@ -325,8 +325,9 @@ class Catalog:
         prefix: str = "",
         sources: tuple[str, ...] = (schema.FIELD, schema.LOGGED, schema.METRIC),
     ) -> list[str]:
-        """Dynamic column names for these types: fields in definition order, then
-        logged parameters and metrics in the order first seen."""
+        """Dynamic column names for these types: fields, then logged parameters and
+        metrics; grouped by task type (by name), each type's in the order it has them
+        (a column several types share comes with the first)."""
         clause = f"source IN ({schema.marks(list(sources))})"
         args: list[Any] = list(sources)
         if types is not None:
@@ -334,7 +335,8 @@ class Catalog:
             args.extend(types)
         rows = db.execute(
             "SELECT name, min(source = 'field') AS field, min(position) FROM type_columns "
-            f"WHERE {clause} GROUP BY name ORDER BY field DESC, min(position), name",
+            f"WHERE {clause} GROUP BY name ORDER BY field DESC, "
+            "min(printf('%s %06d', type, position)), name",
             args,
         ).fetchall()
         known = schema.column_map(db)
