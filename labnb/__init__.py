@@ -1,16 +1,21 @@
 """labnb: run, cache and inspect machine-learning experiments from a Jupyter notebook.
 
-Code written for labtech runs unchanged with ``import labnb as labtech``.
+Code written for labtech runs unchanged with ``import labnb as labtech``, and
+labtech's submodules have labnb twins (``labnb.types``, ``labnb.cache``,
+``labnb.exceptions``, ``labnb.storage``, ``labnb.diagram``,
+``labnb.runners.ray``), so replacing the word ``labtech`` in imports is the
+whole migration.
 """
 
+from . import cache, exceptions, types
 from .engine.planning import CycleError
 from .engine.run import Run
-from .errors import CacheWarning, LabnbError, StorageError, TaskFailed
+from .errors import CacheWarning, LabError, LabnbError, StorageError, TaskError, TaskFailed
 from .intask.progress_api import progress
 from .intask.recording import log_artifact, log_features, log_metric, log_model, log_param
 from .lab import Lab, RunResults
 from .model.formats import NumpyFormat, ParquetFormat, PickleFormat, ResultFormat
-from .model.tasks import is_task, logger, task, task_id
+from .model.tasks import is_task, is_task_type, logger, task, task_id
 from .runners.base import Runner
 from .storage import Catalog, FsspecStorage, IndexEntry, LocalStorage, NullStorage, Storage
 from .storage.runs import RunRecord, TaskRun
@@ -47,6 +52,7 @@ __all__ = [
     "FsspecStorage",
     "IndexEntry",
     "Lab",
+    "LabError",
     "LabnbError",
     "LocalStorage",
     "NullStorage",
@@ -60,9 +66,13 @@ __all__ = [
     "Runner",
     "Storage",
     "StorageError",
+    "TaskError",
     "TaskFailed",
     "TaskRun",
+    "cache",
+    "exceptions",
     "is_task",
+    "is_task_type",
     "log_artifact",
     "log_features",
     "log_metric",
@@ -72,4 +82,5 @@ __all__ = [
     "progress",
     "task",
     "task_id",
+    "types",
 ]

@@ -15,10 +15,11 @@ from .engine.planning import make_plan
 from .engine.run import Run, attach_results
 from .engine.running import Execution
 from .engine.state import RunState
-from .errors import TaskFailed
+from .errors import NotATask, TaskFailed
 from .intask.tracking import tracking_setup
 from .model.identity import decode
-from .model.tasks import is_task, meta_of, task_id, type_name_of
+from .model.tasks import attach_result_meta, is_task, meta_of, task_id, type_name_of
+from .runners.backends import runner_for
 from .runners.base import Runner
 from .storage import Catalog, GcReport, Storage, open_storage
 from .storage.runs import RunRecord, read_runs
@@ -46,7 +47,10 @@ class Lab:
     ``'s3://bucket/prefix'`` (``FsspecStorage``), ``None`` for no caching, or a
     ``Storage``. ``context`` is shared by all tasks (``self.context``) and is not
     part of their identity. ``runner`` is ``'process'``, ``'thread'``,
-    ``'serial'``, ``'ray'`` (``RayRunner``) or a ``Runner``.
+    ``'serial'``, ``'ray'`` (``RayRunner``) or a ``Runner``; labtech's
+    ``runner_backend`` (``'fork'``, ``'spawn'``, ``'fork-per-task'``,
+    ``'thread'``, ``'serial'``, ``RayRunnerBackend()``) is accepted instead
+    (see ``runners.backends``).
     """
 
     def __init__(
@@ -57,11 +61,13 @@ class Lab:
         continue_on_failure: bool = False,
         notebook: bool | None = None,
         runner: str | Runner = "process",
+        runner_backend: Any = None,
     ) -> None:
         if max_workers is not None and (not isinstance(max_workers, int) or max_workers < 1):
             raise ValueError(f"max_workers must be a positive int or None, not {max_workers!r}")
         self.max_workers = max_workers or available_cpus()
         # First: a process runner starts its forkserver now, which boots while storage opens.
+        runner = runner_for(runner, runner_backend)
         self.runner = _make_runner(runner, self.max_workers, requested=max_workers)
         if storage is _DEFAULT:
             print(
@@ -94,6 +100,11 @@ class Lab:
         tasks: Iterable[Any],
         bust_cache: bool = False,
         disable_progress: bool = False,
+        *,
+        disable_top: bool = False,
+        top_format: str | None = None,
+        top_sort: str | None = None,
+        top_n: int | None = None,
     ) -> RunResults:
         """Run (or load from the cache) ``tasks`` and their dependencies, and wait.
 
@@ -102,6 +113,11 @@ class Lab:
         ``continue_on_failure`` the other results are returned and failures are
         in ``.failures``. In a notebook the live widget is shown while it runs
         (its buttons respond once the cell ends; the stop button cancels).
+
+        ``disable_top``, ``top_format``, ``top_sort`` and ``top_n`` (labtech's
+        table of running tasks) are accepted and have no effect: labnb's live
+        view already has a row per task with its CPU and memory, and
+        ``disable_progress`` turns the whole view off.
         """
         tasks = _check_tasks(tasks)
         execution = self._execution(tasks, bust_cache)
@@ -111,6 +127,7 @@ class Lab:
         else:
             execution.run()
         attach_results(execution.plan, execution.payloads)
+        _attach_result_metas(tasks, self.storage, execution.state)
         if execution.first_failure is not None and not self.continue_on_failure:
             raise execution.first_failure
         if execution.failures:
@@ -142,8 +159,15 @@ class Lab:
 
         return self.notebook is not False and in_kernel()
 
-    def run_task(self, task: Any, bust_cache: bool = False, disable_progress: bool = False) -> Any:
-        """Run one task and return its result."""
+    def run_task(
+        self,
+        task: Any,
+        bust_cache: bool = False,
+        disable_progress: bool = False,
+        *,
+        disable_top: bool = False,
+    ) -> Any:
+        """Run one task and return its result (``disable_top``: see ``run_tasks``)."""
         self.run_tasks([task], bust_cache=bust_cache, disable_progress=disable_progress)
         return task.result
 
@@ -283,12 +307,28 @@ def _make_runner(runner: str | Runner, max_workers: int, requested: int | None =
 
 def _check_tasks(tasks: Iterable[Any]) -> list[Any]:
     if is_task(tasks):
-        raise TypeError("pass a list of tasks (or use run_task for one task)")
+        raise NotATask("pass a list of tasks (or use run_task for one task)")
     tasks = list(tasks)
     for task in tasks:
         if not is_task(task):
-            raise TypeError(f"expected labnb tasks, got {type(task).__qualname__}: {task!r}")
+            raise NotATask(f"expected labnb tasks, got {type(task).__qualname__}: {task!r}")
     return tasks
+
+
+def _attach_result_metas(tasks: list[Any], storage: Storage, state: RunState) -> None:
+    """Give each task its ``result_meta``: when its result was computed and how long it took.
+
+    A cached entry knows that even when the result was loaded, not run; a
+    task that is never cached (``cache=None``) has only this run's timings.
+    """
+    entries = storage.lookup_many(task_id(task) for task in tasks)
+    for task in tasks:
+        entry = entries.get(task_id(task))
+        record = state.records.get(task_id(task))
+        if entry is not None:
+            attach_result_meta(task, entry.started, entry.finished)
+        elif record is not None and record.finished is not None:
+            attach_result_meta(task, record.started, record.finished)
 
 
 @contextmanager

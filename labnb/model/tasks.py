@@ -4,8 +4,11 @@ A task is a value: its identity is a hash of its type's qualified name, its
 ``code_version`` and its parameters (see ``identity``), and equality and
 hashing follow that id. The decorator keeps the user's class (so pickling by
 reference, ``isinstance`` and subclassing behave as usual) and adds a small
-set of attributes, all prefixed ``_labnb`` except ``result`` and ``context``,
-the two names labtech users read.
+set of attributes, all prefixed ``_labnb`` except those labtech documents
+for tasks (``result``, ``context``, ``result_meta``, ``cache_key``,
+``code_version``, ``current_code_version``, ``set_context()``, and the
+overridable hooks ``filter_context()``, ``post_init()`` and
+``runner_options()``).
 """
 
 from __future__ import annotations
@@ -13,11 +16,15 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any, Protocol, TypeVar, overload
 
 from frozendict import frozendict
+from typing_extensions import dataclass_transform
 
+from ..errors import MissingRun, ParameterError, ResultNotAvailable, TaskDefinitionError
+from .caches import NullCache, as_format
 from .formats import PickleFormat, ResultFormat
 from .identity import encode, hash_identity, resolve
 
@@ -26,7 +33,10 @@ logger.setLevel(logging.INFO)
 
 T = TypeVar("T", bound=type)
 
-RESERVED_NAMES = frozenset({"result", "context"})
+RESERVED_NAMES = frozenset(
+    {"result", "context", "result_meta", "cache_key", "code_version", "current_code_version"}
+)
+"""Attributes every task has, so no field may take their name."""
 _SCALAR_TYPES = (str, bool, int, float, type(None))
 _DEFAULT_FORMAT = object()
 _MISSING = object()
@@ -50,8 +60,12 @@ class TaskMeta:
     user_post_init: Callable[[Any], None] | None
 
 
-class ResultNotAvailable(AttributeError):
-    """``task.result`` was read before a Lab ran or loaded the task."""
+@dataclasses.dataclass(frozen=True)
+class ResultMeta:
+    """When a task's result was computed (``task.result_meta``), as labtech reports it."""
+
+    start: datetime | None
+    duration: timedelta | None
 
 
 class Task(Protocol):
@@ -72,7 +86,13 @@ class Task(Protocol):
 
 
 def is_task(obj: Any) -> bool:
+    """Whether ``obj`` is an instance of a ``@labnb.task`` type."""
     return getattr(type(obj), "_labnb_meta", None) is not None
+
+
+def is_task_type(obj: Any) -> bool:
+    """Whether ``obj`` is a class made by ``@labnb.task``."""
+    return isinstance(obj, type) and getattr(obj, "_labnb_meta", None) is not None
 
 
 def task_id(task: Any) -> str:
@@ -109,21 +129,41 @@ def attach_result(task: Any, payload: Any) -> None:
     task.__dict__["_labnb_result"] = payload
 
 
+def attach_result_meta(task: Any, started: float | None, finished: float | None) -> None:
+    """Record when ``task``'s result was computed (unix times), for ``task.result_meta``."""
+    start = None if started is None else datetime.fromtimestamp(started)
+    duration = None
+    if started is not None and finished is not None:
+        duration = timedelta(seconds=finished - started)
+    task.__dict__["_labnb_result_meta"] = ResultMeta(start, duration)
+
+
 def attach_context(task: Any, context: Any) -> None:
-    """Make ``context`` what ``task.context`` returns while it runs."""
-    task.__dict__["_labnb_context"] = context
+    """Make what ``task.filter_context(context)`` keeps what ``task.context`` returns while it runs.
+
+    Filtering happens here, in the worker, just before ``run()``: the whole
+    context still travels once per run (it is shared by all tasks), but each
+    task sees only what its type asked for, as labtech documents.
+    """
+    task.set_context(task.filter_context(context))
 
 
+# dataclass_transform tells mypy and pyright that a decorated class gets a
+# dataclass-like __init__ (fields as keyword arguments, frozen instances), so
+# they check task construction without a plugin.
 @overload
+@dataclass_transform(frozen_default=True)
 def task(cls: T) -> T: ...
 @overload
+@dataclass_transform(frozen_default=True)
 def task(
     *,
-    cache: ResultFormat | type[ResultFormat] | None = ...,
+    cache: ResultFormat | type[ResultFormat] | NullCache | None = ...,
     max_parallel: int | None = ...,
     mlflow_run: bool = ...,
     code_version: str | None = ...,
 ) -> Callable[[T], T]: ...
+@dataclass_transform(frozen_default=True)
 def task(
     cls: Any = None,
     *,
@@ -134,22 +174,18 @@ def task(
 ) -> Any:
     """Turn a class with annotated fields and a ``run()`` method into a task type.
 
-    ``cache`` is the result format (a ``ResultFormat``; ``None`` never caches),
-    ``max_parallel`` bounds how many tasks of this type run at once,
-    ``mlflow_run`` makes each execution an mlflow run and ``code_version`` is
-    part of the id: bump it when ``run()`` changes meaning.
+    ``cache`` is the result format (a ``ResultFormat``, or labtech's
+    ``PickleCache()``, ``NullCache()`` or a ``BaseCache`` subclass; ``None``
+    never caches), ``max_parallel`` bounds how many tasks of this type run at
+    once, ``mlflow_run`` makes each execution an mlflow run and
+    ``code_version`` is part of the id: bump it when ``run()`` changes meaning.
     """
-    if cache is _DEFAULT_FORMAT:
-        cache = PickleFormat()
-    elif isinstance(cache, type) and issubclass(cache, ResultFormat):
-        cache = cache()
-    if cache is not None and not isinstance(cache, ResultFormat):
-        raise TypeError(f"cache= takes a labnb ResultFormat or None, not {cache!r}")
+    fmt = PickleFormat() if cache is _DEFAULT_FORMAT else as_format(cache)
     if max_parallel is not None and (not isinstance(max_parallel, int) or max_parallel < 1):
         raise ValueError(f"max_parallel must be a positive int or None, not {max_parallel!r}")
 
     def decorate(cls: T) -> T:
-        return _make_task_type(cls, cache, max_parallel, bool(mlflow_run), code_version)
+        return _make_task_type(cls, fmt, max_parallel, bool(mlflow_run), code_version)
 
     return decorate(cls) if cls is not None else decorate
 
@@ -162,12 +198,12 @@ def _make_task_type(
     code_version: str | None,
 ) -> Any:
     if not callable(getattr(cls, "run", None)):
-        raise TypeError(f"task type {cls.__qualname__} must define a run() method")
+        raise MissingRun(f"task type {cls.__qualname__} must define a run() method")
     reserved = RESERVED_NAMES.intersection(getattr(cls, "__annotations__", {}))
     if reserved:
-        raise TypeError(
+        raise TaskDefinitionError(
             f"task type {cls.__qualname__} cannot have a field named {sorted(reserved)[0]!r}: "
-            "labnb uses task.result and task.context"
+            "every task has that attribute"
         )
     hook = getattr(cls, "__post_init__", None)
     if hook is _post_init:
@@ -186,6 +222,9 @@ def _make_task_type(
     )
     for name, member in _TASK_MEMBERS.items():
         setattr(cls, name, member)
+    for name, default in _DEFAULT_HOOKS.items():
+        if not hasattr(cls, name):  # the user's own (or a parent task type's) hook wins
+            setattr(cls, name, default)
     _TASK_TYPES[(cls.__module__, cls.__qualname__)] = cls
     return cls
 
@@ -205,6 +244,7 @@ def _post_init(self: Any) -> None:
         object.__setattr__(self, name, normalise(value, type(self).__qualname__, name))
     if meta.user_post_init is not None:
         meta.user_post_init(self)
+    self.post_init()
 
 
 def normalise(value: Any, owner: str, field: str) -> Any:
@@ -216,12 +256,12 @@ def normalise(value: Any, owner: str, field: str) -> Any:
     if isinstance(value, (dict, frozendict)):
         for key in value:
             if type(key) is not str:
-                raise TypeError(
+                raise ParameterError(
                     f"{owner}.{field}: dict parameter keys must be str, "
                     f"got a key of type {type(key).__name__}"
                 )
         return frozendict({key: normalise(item, owner, field) for key, item in value.items()})
-    raise TypeError(
+    raise ParameterError(
         f"{owner}.{field}: parameter values must be str, bool, int, float, None, an Enum member, "
         f"a task, or a list/tuple/dict of these; got {type(value).__module__}."
         f"{type(value).__qualname__} (pass large objects through Lab(context=...) or an Enum)"
@@ -287,6 +327,86 @@ def _result(self: Any) -> Any:
     return holder.value
 
 
+def _result_meta(self: Any) -> ResultMeta:
+    meta = self.__dict__.get("_labnb_result_meta")
+    if meta is None:
+        raise ResultNotAvailable(
+            f"{self!r} has no result_meta yet: run it with lab.run_tasks([...]) first"
+        )
+    return meta
+
+
+def _set_context(self: Any, context: Any) -> None:
+    """Set what ``self.context`` returns (labtech's ``set_context``); Labs call it for you."""
+    self.__dict__["_labnb_context"] = context
+
+
+def _filter_context(self: Any, context: Any) -> Any:
+    """The part of the lab's context this task sees; override to narrow it (default: all)."""
+    return context
+
+
+def _user_post_init(self: Any) -> None:
+    """Called after a task is created and its parameters checked; override to validate."""
+
+
+def _runner_options(self: Any) -> dict[str, Any]:
+    """Options for the runner of this task, e.g. ``{"ray": {"remote_options": {...}}}``."""
+    return {}
+
+
+def _sort_key(self: Any) -> tuple[Any, ...]:
+    meta = self._labnb_meta
+    return (meta.type_name, tuple(_orderable(getattr(self, name)) for name in meta.fields))
+
+
+def _orderable(value: Any) -> tuple[Any, ...]:
+    """A key that orders any parameter value against any other, deterministically.
+
+    Values of different kinds are ordered by kind (None, bools, numbers, strings,
+    Enum members, tasks, containers), so sorting mixed tasks never raises.
+    """
+    if value is None:
+        return (0,)
+    if isinstance(value, bool):
+        return (1, value)
+    if isinstance(value, (int, float)):
+        return (2, value)
+    if isinstance(value, str):
+        return (3, value)
+    if isinstance(value, Enum):
+        return (4, type(value).__qualname__, value.name)
+    if is_task(value):
+        return (5, _sort_key(value))
+    if isinstance(value, tuple):
+        return (6, tuple(_orderable(item) for item in value))
+    return (7, tuple((key, _orderable(item)) for key, item in sorted(value.items())))
+
+
+def _lt(self: Any, other: Any) -> bool:
+    if not is_task(other):
+        return NotImplemented
+    return (_sort_key(self), self._labnb_id) < (_sort_key(other), other._labnb_id)
+
+
+def _gt(self: Any, other: Any) -> bool:
+    if not is_task(other):
+        return NotImplemented
+    return _lt(other, self)
+
+
+def _le(self: Any, other: Any) -> bool:
+    if not is_task(other):
+        return NotImplemented
+    return self == other or _lt(self, other)
+
+
+def _ge(self: Any, other: Any) -> bool:
+    if not is_task(other):
+        return NotImplemented
+    return self == other or _lt(other, self)
+
+
 def _context(self: Any) -> Any:
     context = self.__dict__.get("_labnb_context", _MISSING)
     if context is _MISSING:
@@ -309,6 +429,22 @@ _TASK_MEMBERS: dict[str, Any] = {
     "_labnb_id": property(_task_id),
     "_labnb_stored": property(_stored),
     "_labnb_dependencies": property(_dependencies),
+    "__lt__": _lt,
+    "__le__": _le,
+    "__gt__": _gt,
+    "__ge__": _ge,
     "result": property(_result),
+    "result_meta": property(_result_meta),
     "context": property(_context),
+    "set_context": _set_context,
+    # labnb's id already includes code_version, so a result it loads always
+    # has the version the decorator declares now: the two are the same.
+    "code_version": property(lambda self: self._labnb_meta.code_version),
+    "current_code_version": property(lambda self: self._labnb_meta.code_version),
+    "cache_key": property(lambda self: self._labnb_id),
+}
+_DEFAULT_HOOKS: dict[str, Any] = {
+    "filter_context": _filter_context,
+    "post_init": _user_post_init,
+    "runner_options": _runner_options,
 }

@@ -67,7 +67,10 @@ from ..engine.execution import Failure, Job, Outcome, RunSetup, execute
 from ..model.formats import Payload, ResultFormat
 from ..model.tasks import meta_of
 from . import base
+from .backends import RayRunnerBackend
 from .base import Event, Output, Progress, Runner, Started
+
+__all__ = ["RayRunner", "RayRunnerBackend"]
 
 _Metric: Any = getattr(base, "Metric", None)
 """The ``labnb.log_metric`` event, in labnb versions that have it."""

@@ -25,7 +25,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import LabnbError, StorageError
+from ..errors import CacheError, StorageError
 from .blobs import RESULTS, Blobs, LocalBlobs, PayloadWriter, checksum
 from .entry import DAMAGED, MISSING, IndexEntry
 from .index import Index, SqliteIndex
@@ -44,7 +44,7 @@ STORAGE_VERSION = 2
 """1: labnb 0.1.0 (diskcache index of pickles); 2: the catalog (``schema.py``)."""
 
 
-class CorruptEntry(LabnbError):
+class CorruptEntry(CacheError):
     """An index entry whose payload file is missing, truncated or unreadable."""
 
 
