@@ -7,6 +7,7 @@
     labnb verify STORAGE [--checksums]   check every result file; exit 1 if any is bad
     labnb runs STORAGE [--prune]         the runs recorded in the storage (or forget ended ones)
     labnb cancel STORAGE RUN_ID          stop a running run, wherever it runs
+    labnb import-labtech SRC DEST        copy a labtech storage's results into a labnb storage
 
 STORAGE is what ``Lab(storage=...)`` takes: a directory or a URL (``s3://...``,
 ``file://...``). IDs may be abbreviated to any unique prefix (as git does).
@@ -98,7 +99,34 @@ def _parser() -> argparse.ArgumentParser:
     verify.add_argument("storage")
     verify.add_argument("--checksums", action="store_true", help="read every file (slow)")
     verify.set_defaults(command=verify_command)
+
+    imports = commands.add_parser(
+        "import-labtech", help="copy the results of a labtech storage into a labnb storage"
+    )
+    imports.add_argument("source", metavar="SRC", help="the labtech storage directory (only read)")
+    imports.add_argument("destination", metavar="DEST", help="a labnb storage (created if new)")
+    imports.set_defaults(command=import_labtech_command)
     return parser
+
+
+def import_labtech_command(args: argparse.Namespace) -> int:
+    """Unlike the other commands, DEST may be new: importing into a fresh storage is the point."""
+    from .storage.labtech_import import import_labtech, is_labtech_storage
+
+    source = Path(args.source)
+    if not is_labtech_storage(source):
+        raise CliError(f"{source} is not a labtech storage (no folder with a metadata.json)")
+    try:
+        report = import_labtech(source, open_location(args.destination))
+    except StorageError as error:
+        raise CliError(str(error)) from None
+    print(
+        f"imported {len(report.imported)} result(s), {len(report.already)} already there, "
+        f"{len(report.skipped)} skipped"
+    )
+    for key, reason in report.skipped.items():
+        print(f"  skipped {key}: {reason}")
+    return 0
 
 
 def open_storage(location: str) -> Storage:

@@ -230,8 +230,22 @@ def _make_task_type(
 
 
 def task_type_for(module: str, qualname: str) -> type:
+    """The task type stored as ``module``/``qualname``, to rebuild a nested task.
+
+    When that module does not hold it (results imported from labtech that were
+    made by a script, read in a notebook), the one type registered under that
+    name is taken: ids do not depend on modules, so it makes the same task.
+    """
     cls = _TASK_TYPES.get((module, qualname))
-    return cls if cls is not None else resolve(module, qualname)
+    if cls is not None:
+        return cls
+    try:
+        return resolve(module, qualname)
+    except LookupError:
+        same_name = [cls for (_, name), cls in _TASK_TYPES.items() if name == qualname]
+        if len(same_name) == 1:
+            return same_name[0]
+        raise
 
 
 # --- members added to every task type ---------------------------------------

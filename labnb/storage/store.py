@@ -213,6 +213,13 @@ def prepare_directory(path: Path) -> int:
             version = read_marker(marker.read_text(), path)
         else:
             if any(not is_own_leftover(c.name) for c in path.iterdir()) and not marker.exists():
+                from .labtech_import import is_labtech_storage
+
+                if is_labtech_storage(path):
+                    raise StorageError(
+                        f"{path} is a labtech storage; labnb leaves it as it is and imports "
+                        f"its results into a storage of its own: labnb import-labtech {path} DEST"
+                    )
                 raise StorageError(
                     f"{path} is not empty and is not a labnb storage directory; "
                     "choose an empty or new directory"
