@@ -310,3 +310,31 @@ def test_a_custom_cache_sees_only_the_cache_key():
 
     with pytest.raises(CacheError, match=r"only task\.cache_key"):
         NeedsParams().dumps(1)
+
+
+def test_an_fsspec_storage_subclass_uses_its_fs_constructor(tmp_path):
+    fsspec = pytest.importorskip("fsspec")
+    from labnb.storage import FsspecStorage
+
+    class MemoryStorage(FsspecStorage):
+        def fs_constructor(self):
+            return fsspec.filesystem("memory")
+
+    class LocalFsStorage(FsspecStorage):
+        def fs_constructor(self):
+            return fsspec.filesystem("file")
+
+    memory = MemoryStorage("labnb-test-bucket/lab")
+    assert memory.url == "memory:///labnb-test-bucket/lab"
+    lab = labnb.Lab(storage=memory, runner="thread")
+    assert lab.run_tasks([Square(x=3)]) == {Square(x=3): 9}
+    assert fsspec.filesystem("memory").exists("/labnb-test-bucket/lab/labnb-storage.json")
+    again = labnb.Lab(storage=MemoryStorage("labnb-test-bucket/lab"), runner="thread")
+    assert again.cached_tasks([Square]) == [Square(x=3)]
+    fsspec.filesystem("memory").rm("/labnb-test-bucket", recursive=True)
+
+    # Workers in other processes rebuild the filesystem the constructor made.
+    local = labnb.Lab(storage=LocalFsStorage(str(tmp_path / "lab")), max_workers=1)
+    assert local.run_tasks([Square(x=4)], disable_progress=True) == {Square(x=4): 16}
+    assert (tmp_path / "lab" / "labnb-storage.json").exists()
+    assert local.is_cached(Square(x=4))

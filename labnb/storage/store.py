@@ -248,6 +248,12 @@ class FsspecStorage(Storage):
     many uncached tasks costs one LIST, not one GET per task; an entry another
     process commits is therefore seen up to this late (its task would just run
     again). ``0`` reads every entry directly.
+
+    labtech's extension point works too: a subclass that defines
+    ``fs_constructor()`` (returning an fsspec filesystem) is given a path
+    within that filesystem instead of a URL, e.g.
+    ``S3Storage('bucket/lab')`` with ``fs_constructor`` returning an
+    ``S3FileSystem(endpoint_url=...)``.
     """
 
     def __init__(
@@ -270,7 +276,13 @@ class FsspecStorage(Storage):
             ) from exc
         self.url = url
         try:
-            self.fs, root = url_to_fs(url, **storage_options)
+            constructor = getattr(self, "fs_constructor", None)
+            if constructor is not None:
+                self.fs = constructor()
+                root = self.fs._strip_protocol(url)
+                self.url = self.fs.unstrip_protocol(root)
+            else:
+                self.fs, root = url_to_fs(url, **storage_options)
         except (ImportError, ValueError) as exc:
             raise StorageError(f"cannot use {url} as labnb storage: {exc}") from exc
         self.root = root.rstrip("/")
@@ -281,7 +293,7 @@ class FsspecStorage(Storage):
         )
         self._prepare()
         index = ObjectIndex(self.fs, self.root, self.rename, listing_seconds)
-        super().__init__(index, FsspecBlobs(self.fs, self.root, self.rename), url)
+        super().__init__(index, FsspecBlobs(self.fs, self.root, self.rename), self.url)
 
     def _prepare(self) -> None:
         """Create or check the storage, so a bad URL fails before any task runs.
