@@ -324,18 +324,25 @@ export function listen(model, handlers) {
  * start judging after the first beat: a kernel that never beats tells nothing.
  * `expected()` says whether beats should be arriving right now.
  */
-export function watchHeartbeat(model, note, expected = () => true) {
+export function watchHeartbeat(
+  model,
+  note,
+  expected = () => true,
+  advice = () => "if it was restarted, re-run the cell to reconnect.",
+  onStale = () => {},
+) {
   let lastBeat = null;
+  let wasStale = false;
   const check = () => {
     const silent = lastBeat == null ? 0 : (Date.now() - lastBeat) / 1000;
     const stale = expected() && silent > 5;
     note.hidden = !stale;
     if (stale) {
-      setText(
-        note,
-        `No update from the kernel for ${Math.round(silent)} s: ` +
-          "if it was restarted, re-run the cell to reconnect.",
-      );
+      setText(note, `No update from the kernel for ${Math.round(silent)} s: ${advice()}`);
+    }
+    if (stale !== wasStale) {
+      wasStale = stale;
+      onStale(stale);
     }
   };
   const onBeat = () => {

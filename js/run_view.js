@@ -303,7 +303,33 @@ function render({ model, el, experimental }) {
   });
   // Heartbeats stop once a run is over and its logs are closed: only a
   // running run is expected to beat.
-  const stopHeartbeat = watchHeartbeat(model, staleNote, () => summaryOf().state === "running");
+  // A run owned by a run process goes on without this kernel: say how to find
+  // it again, and never leave live buttons on a view that no longer reaches it.
+  const followAdvice = () => {
+    const runId = summaryOf().run_id;
+    return runId
+      ? `it stopped or restarted. Run ${runId} goes on in its own process: ` +
+          "follow it with lab.runs()[-1] in a new cell."
+      : "it stopped or restarted, and this run with it: re-run the cell to start again " +
+          "(finished results are cached).";
+  };
+  const onStale = (stale) => {
+    root.dataset.disconnected = stale ? "true" : "false";
+    if (stale) {
+      setDisabled(cancel, true);
+      setText(stateBadge, "Disconnected");
+      stateBadge.dataset.state = "disconnected";
+    } else {
+      updateSummary();
+    }
+  };
+  const stopHeartbeat = watchHeartbeat(
+    model,
+    staleNote,
+    () => summaryOf().state === "running",
+    followAdvice,
+    onStale,
+  );
 
   return () => {
     unlisten();

@@ -27,7 +27,7 @@ import pandas as pd
 from .errors import LabnbError, StorageError
 from .storage import MARKER, IndexEntry, Storage
 from .storage import open_storage as open_location
-from .storage.runs import read_runs
+from .storage.runs import forget_runs, read_runs
 from .storage.schema import cell_value
 
 USAGE_ERROR = 2
@@ -234,7 +234,7 @@ def runs_command(args: argparse.Namespace) -> int:
     runs = read_runs(storage.index)
     if args.prune:
         ended = [run.id for run in runs if run.done]
-        storage.index.forget_runs(ended)
+        forget_runs(storage.index, ended)
         print(f"forgot {len(ended)} run(s) that have ended")
         return 0
     if not runs:

@@ -116,6 +116,10 @@ class ResultNotAvailable(TaskError, AttributeError):
     """``task.result`` was read before a Lab ran or loaded the task."""
 
 
+class RunLost(LabError):
+    """The run process of the run being waited for died without finishing it."""
+
+
 class StorageError(LabnbError):
     """Storage cannot be used: raised before any task runs."""
 

@@ -3,33 +3,42 @@
 from __future__ import annotations
 
 import os
+import pickle
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+import cloudpickle
+
 from .display.progress import TextProgress
+from .engine.claims import new_run_id
 from .engine.cpus import available_cpus
 from .engine.execution import RunSetup
-from .engine.planning import make_plan
-from .engine.run import Run, attach_results
+from .engine.planning import Plan, make_plan
+from .engine.run import LocalRun, RecordedRun, Run, attach_results, found_run
+from .engine.run_process import RunOrder, launch
 from .engine.running import Execution
-from .engine.state import RunState
-from .errors import NotATask, TaskFailed
+from .engine.state import CANCELLED, DONE, FAILED, RunState
+from .errors import NotATask, RunLost, TaskFailed
 from .intask.tracking import tracking_setup
 from .model.identity import decode
 from .model.tasks import attach_result_meta, is_task, meta_of, task_id, type_name_of
 from .runners.backends import runner_for
 from .runners.base import Runner
-from .storage import Catalog, GcReport, Storage, open_storage
-from .storage.runs import RunRecord, read_runs
+from .runners.choice import make_runner
+from .storage import Catalog, GcReport, LocalStorage, Storage, open_storage
+from .storage.runs import LOST, RunRecord, forget_runs, read_runs
 
 if TYPE_CHECKING:
     import pandas as pd
 
 DEFAULT_STORAGE = "labnb_storage"
 _DEFAULT: Any = object()
-RUNNERS = ("process", "thread", "serial", "ray")
+DETACHED_RUNNERS = ("process", "thread", "serial")
+"""Runners a run process can build for itself (Ray's and custom ones hold this process's state)."""
+STOP_SECONDS = 15.0
+"""How long a cancelled run may take to stop before its run process is killed."""
 
 
 class RunResults(dict):
@@ -68,7 +77,8 @@ class Lab:
         self.max_workers = max_workers or available_cpus()
         # First: a process runner starts its forkserver now, which boots while storage opens.
         runner = runner_for(runner, runner_backend)
-        self.runner = _make_runner(runner, self.max_workers, requested=max_workers)
+        self._runner_name = runner if isinstance(runner, str) else None
+        self.runner = make_runner(runner, self.max_workers, requested=max_workers)
         if storage is _DEFAULT:
             print(
                 f"labnb: caching results in ./{DEFAULT_STORAGE} (choose with Lab(storage=...))",
@@ -120,38 +130,92 @@ class Lab:
         ``disable_progress`` turns the whole view off.
         """
         tasks = _check_tasks(tasks)
-        execution = self._execution(tasks, bust_cache)
-        if not disable_progress:
-            with _display(execution.state, self._in_notebook(), self.storage):
+        plan = make_plan(tasks, self.storage, bust_cache)
+        order = self._order(tasks, plan, bust_cache)
+        if order is None:
+            execution = self._execution(plan)
+            with _display(execution.state, self._in_notebook(), self.storage, disable_progress):
                 execution.run()
+            attach_results(execution.plan, execution.payloads)
+            state, first_failure = execution.state, execution.first_failure
+            failures = {error.task: error for error in execution.failures.values()}
+            payloads = execution.payloads
+            values = {key: payload.value for key, payload in payloads.items()}
         else:
-            execution.run()
-        attach_results(execution.plan, execution.payloads)
-        _attach_result_metas(tasks, self.storage, execution.state)
-        if execution.first_failure is not None and not self.continue_on_failure:
-            raise execution.first_failure
-        if execution.failures:
-            _report_failures(execution.failures)
-        payloads = execution.payloads
+            launch(order)
+            run = RecordedRun(order.run_id, self.storage, tasks, plan)
+            notebook = self._in_notebook()
+            with _display(run.state, notebook, self.storage, disable_progress, run.id):
+                _wait_or_stop(run)
+            if run.status == LOST:
+                raise RunLost(
+                    f"run {run.id} was lost: its run process (pid {run.pid}) died without "
+                    "finishing; what it finished is cached, and running the tasks again "
+                    "computes the rest"
+                )
+            state, first_failure = run.state, run.first_failure()
+            failures = run.failures
+            values = {task_id(task): value for task, value in run.results.items()}
+        _attach_result_metas(tasks, self.storage, state)
+        if first_failure is not None and not self.continue_on_failure:
+            raise first_failure
+        if failures:
+            _report_failures(failures)
         return RunResults(
-            {task: payloads[task_id(task)].value for task in tasks if task_id(task) in payloads},
-            {error.task: error for error in execution.failures.values()},
+            {task: values[task_id(task)] for task in tasks if task_id(task) in values}, failures
         )
 
     def submit(self, tasks: Iterable[Any], bust_cache: bool = False) -> Run:
         """Start running ``tasks`` in the background and return at once.
 
+        The run is owned by a run process of its own: it goes on when this
+        kernel restarts or exits, and ``lab.runs()`` finds it from any process.
         The returned ``Run`` shows the live widget when displayed; the kernel
         stays free for other cells meanwhile.
         """
         tasks = _check_tasks(tasks)
-        return Run(tasks, self._execution(tasks, bust_cache))
-
-    def _execution(self, tasks: list[Any], bust_cache: bool) -> Execution:
         plan = make_plan(tasks, self.storage, bust_cache)
+        order = self._order(tasks, plan, bust_cache)
+        if order is None:
+            return LocalRun(tasks, self._execution(plan))
+        launch(order)
+        return RecordedRun(order.run_id, self.storage, tasks, plan)
+
+    def _execution(self, plan: Plan) -> Execution:
         to_run = [plan.tasks[node.key] for node in plan.nodes]
         setup = RunSetup(self.context, self.storage.writer(), tracking_setup(to_run))
         return Execution(plan, self.storage, self.runner, setup, self.continue_on_failure)
+
+    def _order(self, tasks: list[Any], plan: Plan, bust_cache: bool) -> RunOrder | None:
+        """What a run process needs to own this run, or None when it must run here:
+        nothing to compute, results that would not be cached (they could not come
+        back), a storage that keeps no run records, a Ray or custom runner (they
+        hold state of this process), or a context that does not pickle."""
+        root = getattr(self.storage, "path", None)
+        if (
+            not plan.nodes
+            or not isinstance(self.storage, LocalStorage)
+            or self._runner_name not in DETACHED_RUNNERS
+            or any(meta_of(plan.tasks[node.key]).format is None for node in plan.nodes)
+        ):
+            return None
+        try:
+            shipped = cloudpickle.dumps(tasks, protocol=pickle.HIGHEST_PROTOCOL)
+            context = cloudpickle.dumps(self.context, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception:
+            return None
+        to_run = [plan.tasks[node.key] for node in plan.nodes]
+        return RunOrder(
+            run_id=new_run_id(),
+            storage=str(root),
+            runner=self._runner_name,
+            max_workers=self.max_workers,
+            continue_on_failure=self.continue_on_failure,
+            bust_cache=bust_cache,
+            tasks=shipped,
+            context=context,
+            tracking=tracking_setup(to_run),
+        )
 
     def _in_notebook(self) -> bool:
         """Widgets need a kernel: ``notebook=True`` elsewhere (a script, pytest) means text."""
@@ -173,19 +237,21 @@ class Lab:
 
     # --- the cache ----------------------------------------------------------
 
-    def runs(self) -> list[RunRecord]:
-        """Every run recorded in this lab's storage, oldest first, from any process:
-        status (``running``, ``done``, ``failed``, ``cancelled``, ``lost``), times and
-        each task's state and timings (``run.frame()``); ``run.cancel()`` stops a
-        running one wherever it runs."""
-        return read_runs(self.storage.index)
+    def runs(self) -> list[Run]:
+        """Every run recorded in this lab's storage, oldest first, from any process
+        (other kernels, scripts, a kernel that restarted): each a ``Run`` with its
+        ``status`` (``running``, ``done``, ``failed``, ``cancelled``, ``lost``),
+        times, ``results``, ``failures``, ``frame()`` (each task's state and
+        timings), ``wait()`` and ``cancel()``. Displayed in a cell, a running one
+        is its live widget again."""
+        return [found_run(self.storage, record.id) for record in read_runs(self.storage.index)]
 
-    def forget_runs(self, runs: Iterable[RunRecord] | None = None) -> int:
+    def forget_runs(self, runs: Iterable[Run | RunRecord] | None = None) -> int:
         """Delete the records of these runs (default: every run that has ended);
         running ones are kept. Returns how many were deleted."""
-        chosen = self.runs() if runs is None else list(runs)
-        ended = [run.id for run in chosen if run.refresh().done]
-        self.storage.index.forget_runs(ended)
+        chosen = read_runs(self.storage.index, None if runs is None else [r.id for r in runs])
+        ended = [run.id for run in chosen if run.done]
+        forget_runs(self.storage.index, ended)
         return len(ended)
 
     @property
@@ -259,9 +325,7 @@ class Lab:
             "params": dict(tracking.params),
             "metrics": [list(metric) for metric in tracking.metrics],
             "features": list(tracking.features),
-            "artifacts": {
-                name: folder / name for name in tracking.artifacts if folder is not None
-            },
+            "artifacts": {name: folder / name for name in tracking.artifacts if folder is not None},
             "models": list(tracking.models),
         }
 
@@ -280,29 +344,6 @@ class Lab:
         size, and what the task logged (``params.X``, ``metrics.Y``, ``mlflow_run_id``)."""
         types = None if task_types is None else [type_name_of(cls) for cls in task_types]
         return self.catalog.table(types)
-
-
-def _make_runner(runner: str | Runner, max_workers: int, requested: int | None = None) -> Runner:
-    if isinstance(runner, Runner):
-        return runner
-    if runner == "process":
-        from .runners.process import ProcessRunner
-
-        return ProcessRunner(max_workers)
-    if runner == "thread":
-        from .runners.local import ThreadRunner
-
-        return ThreadRunner(max_workers)
-    if runner == "serial":
-        from .runners.local import SerialRunner
-
-        return SerialRunner()
-    if runner == "ray":
-        from .runners.ray import RayRunner
-
-        # Only what the user asked for: this machine's CPU count means nothing on a cluster.
-        return RayRunner(max_workers=requested)
-    raise ValueError(f"runner must be one of {RUNNERS} or a Runner, not {runner!r}")
 
 
 def _check_tasks(tasks: Iterable[Any]) -> list[Any]:
@@ -331,17 +372,39 @@ def _attach_result_metas(tasks: list[Any], storage: Storage, state: RunState) ->
             attach_result_meta(task, record.started, record.finished)
 
 
-@contextmanager
-def _display(state: RunState, notebook: bool, storage: Any = None) -> Iterator[None]:
-    """Show a run while it blocks: the widget in a notebook, a text bar elsewhere."""
-    if notebook:
-        from IPython.display import display
+def _wait_or_stop(run: RecordedRun) -> None:
+    """Wait for ``run``; Ctrl-C cancels it (workers stopped within seconds, finished
+    results kept) and a second Ctrl-C, or a run that does not stop, kills its process."""
+    try:
+        run.wait()
+    except KeyboardInterrupt:
+        try:
+            run.cancel()
+            if not run.wait(STOP_SECONDS):
+                run.kill()
+        except KeyboardInterrupt:
+            run.kill()
+        raise
 
+
+@contextmanager
+def _display(
+    state: RunState,
+    notebook: bool,
+    storage: Any = None,
+    disabled: bool = False,
+    run_id: str | None = None,
+) -> Iterator[None]:
+    """Show a run while it blocks: the widget in a notebook, a text bar elsewhere."""
+    if disabled:
+        yield
+        return
+    if notebook:
         from .display.widgets import RunView
 
         state.blocking = True
-        view = RunView(state, storage=storage)
-        handle = display(view, display_id=True)
+        view = RunView(state, storage=storage, run_id=run_id)
+        handle = view.show()
         try:
             yield
         finally:
@@ -357,7 +420,13 @@ def _display(state: RunState, notebook: bool, storage: Any = None) -> Iterator[N
         yield
         return
     progress = TextProgress(state.to_run, loaded)
-    state.listeners.append(progress)
+    with state.lock:  # what a followed run did before this bar existed, then the rest
+        for _, record in state.items():
+            for text in record.output:
+                progress.output(record.task, text)
+            if record.status in (DONE, FAILED, CANCELLED):
+                progress.finished(record.task)
+        state.listeners.append(progress)
     try:
         yield
     finally:

@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 from sample_tasks import SlowTally
 from test_cli import labnb_command
 
@@ -70,12 +71,27 @@ def test_two_processes_asking_for_overlapping_tasks_compute_each_once(tmp_path: 
     db.close()
 
 
-def test_the_tasks_of_a_killed_run_are_taken_over(tmp_path: Path):
+def run_process_of(lab: labnb.Lab) -> psutil.Process:
+    """The process of the one running run on ``lab``'s storage."""
+    deadline = time.time() + 60
+    while not (running := [run for run in lab.runs() if run.status == "running"]):
+        assert time.time() < deadline, "the run never started"
+        time.sleep(0.05)
+    (run,) = running
+    return psutil.Process(run.pid)
+
+
+def test_a_killed_run_process_leaves_no_worker_and_its_tasks_are_taken_over(tmp_path: Path):
     holder = start_sweep(tmp_path, 0, 2, 600, time.time())
     deadline = time.time() + 60
     while executions(tmp_path) != {"0": 1, "1": 1}:
         assert time.time() < deadline, "the first run never started its tasks"
         time.sleep(0.05)
+    lab = labnb.Lab(storage=tmp_path / "storage", runner="serial")
+    run_process = run_process_of(lab)
+    assert run_process.pid != holder.pid  # the run is owned by a process of its own
+    workers = run_process.children()
+    assert len(workers) == 2
     waiter = start_sweep(tmp_path, 0, 3, 0.1, time.time())
     deadline = time.time() + 60
     while "2" not in executions(tmp_path):  # the one task nobody else holds
@@ -83,18 +99,52 @@ def test_the_tasks_of_a_killed_run_are_taken_over(tmp_path: Path):
         time.sleep(0.05)
     time.sleep(1)
     assert executions(tmp_path) == {"0": 1, "1": 1, "2": 1}  # waits for the live holder
-    holder.kill()
-    holder.wait(timeout=10)
+    run_process.kill()
     killed_at = time.time()
+    deadline = killed_at + 10
+    while any(w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in workers):
+        assert time.time() < deadline, "a worker outlived its run process by 10 s"
+        time.sleep(0.1)
     _, err = waiter.communicate(timeout=60)
     assert waiter.returncode == 0, err
     assert time.time() - killed_at < 25  # a dead run is noticed after 10 s of silence
     assert executions(tmp_path) == {"0": 2, "1": 2, "2": 1}
-    lab = labnb.Lab(storage=tmp_path / "storage", runner="serial")
+    _, err = holder.communicate(timeout=30)  # the submitter learns its run was lost
+    assert holder.returncode == 1 and "RunLost" in err and "was lost" in err
     assert all(lab.is_cached(SlowTally(name=str(n))) for n in range(3))
     killed, finished = lab.runs()
     assert (killed.status, finished.status) == ("lost", "done")  # its heartbeat went stale
     assert killed.counts() == {"running": 2} and finished.counts() == {"done": 3}
+
+
+FOLLOW = """
+import sys, time
+sys.path.insert(0, {tests!r})
+import labnb
+lab = labnb.Lab(storage={storage!r}, runner="serial")
+(run,) = [run for run in lab.runs() if run.status == "running"]
+assert run.wait(timeout=120)
+print(run.status, sorted(run.results.values(), key=int))
+"""
+
+
+def test_a_run_outlives_its_killed_submitter_and_is_followed_from_another_process(
+    tmp_path: Path,
+):
+    submitter = start_sweep(tmp_path, 0, 6, 0.5, time.time())
+    deadline = time.time() + 60
+    while not executions(tmp_path):
+        assert time.time() < deadline, "the run never started"
+        time.sleep(0.05)
+    submitter.kill()  # SIGKILL, as the OOM killer would
+    submitter.wait(timeout=10)
+    script = FOLLOW.format(tests=str(TESTS), storage=str(tmp_path / "storage"))
+    follower = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=180
+    )
+    assert follower.returncode == 0, follower.stderr
+    assert follower.stdout.split(maxsplit=1) == ["done", str([str(n) for n in range(6)]) + "\n"]
+    assert executions(tmp_path) == {str(n): 1 for n in range(6)}  # each ran exactly once
 
 
 def test_a_run_leaves_a_record_and_no_leases(tmp_path: Path):
@@ -104,7 +154,7 @@ def test_a_run_leaves_a_record_and_no_leases(tmp_path: Path):
     lab.run_tasks([SlowTally(name="a"), SlowTally(name="b")], disable_progress=True)
     db = sqlite3.connect(tmp_path / "s" / "catalog.sqlite")
     (run_id, status, pid), *others = db.execute("SELECT run_id, status, pid FROM runs").fetchall()
-    assert not others and status == "done" and pid == os.getpid()
+    assert not others and status == "done" and pid != os.getpid()  # its run process
     assert db.execute("SELECT count(*) FROM leases").fetchone() == (0,)
     assert {entry.run_id for entry in lab.storage.entries()} == {run_id}
     lab.run_tasks([SlowTally(name="a")], bust_cache=True, disable_progress=True)
@@ -149,6 +199,6 @@ def test_a_run_is_cancelled_from_another_process(tmp_path: Path):
     assert run.cancel()
     holder.communicate(timeout=30)
     assert time.time() - asked < 10
-    ended = run.wait(timeout=10)
-    assert ended.status == "cancelled" and ended.counts().get("done", 0) == 0
+    assert run.wait(timeout=10)
+    assert run.status == "cancelled" and run.counts().get("done", 0) == 0
     assert not run.cancel()  # no longer running

@@ -141,7 +141,7 @@ def test_interrupt_stops_workers_and_keeps_finished_results(tmp_path):
     lab = labnb.Lab(storage=tmp_path / "storage", runner="serial")
     assert all(lab.is_cached(Stamp(n=i)) for i in range(3))
     assert not any(lab.is_cached(SleepsLong(n=i)) for i in range(2))
-    assert "interrupted" in lab.logs(SleepsLong(n=0))
+    assert "[labnb] cancelled" in lab.logs(SleepsLong(n=0))
     assert len(lab.cache_table()) == 3
 
 
@@ -270,14 +270,18 @@ def gone_within(workers: list[psutil.Process], seconds: float) -> bool:
 
 
 @pytest.mark.parametrize("threaded", [False, True], ids=["forked", "forkserver"])
-def test_workers_exit_when_their_lab_process_is_killed(tmp_path, threaded):
+def test_workers_exit_when_their_run_process_is_killed(tmp_path, threaded):
     process = run_script(ORPHANING_RUN.format(threaded=threaded), tmp_path)
     workers = started_workers(tmp_path, 2)
-    process.kill()
-    process.wait(timeout=10)
+    (run_process,) = {worker.parent() for worker in workers}
+    assert run_process.pid != process.pid  # the run belongs to its own process
+    run_process.kill()
     try:
-        assert gone_within(workers, 10), "a worker outlived its Lab process by 10 s"
+        assert gone_within(workers, 10), "a worker outlived its run process by 10 s"
+        _, err = process.communicate(timeout=30)
+        assert process.returncode == 1 and "RunLost" in err
     finally:
+        process.kill()
         for worker in workers:
             with contextlib.suppress(psutil.Error):
                 worker.kill()

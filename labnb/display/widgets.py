@@ -47,6 +47,8 @@ DEFAULT_QUERY: dict[str, Any] = {
     "page_size": 50,
 }
 LOG_TEXT_LIMIT = 1_000_000
+SAVE_SECONDS = 30.0
+"""How often a running run's display is re-sent, so the notebook saves its latest text."""
 """Characters of logs sent to the browser at most (the end of the logs)."""
 METRIC_POINTS = 500
 """Points of one metric sent to the browser at most (evenly downsampled, keeping the last)."""
@@ -226,12 +228,18 @@ class RunView(LiveView):
     def __init__(
         self,
         state: RunState,
-        cancel: Callable[[], None] | None = None,
+        cancel: Callable[[], object] | None = None,
         storage: Any = None,
+        run_id: str | None = None,
         **kwargs: Any,
     ) -> None:
+        """``run_id``: the run is owned by a run process and recorded under this id,
+        so it outlives this kernel and can be found again (``lab.runs()``)."""
         self._state = state
         self._cancel_run = cancel
+        self._run_id = run_id
+        self._handle: Any = None
+        self._saved_at = time.monotonic()
         self._storage = storage  # where finished and loaded tasks' tracking is (or None)
         self._entries: dict[str, Any] = {}  # task id -> its storage entry, once found
         self._seen_version = -1
@@ -244,10 +252,13 @@ class RunView(LiveView):
 
     def __repr__(self) -> str:
         counts = self._state.counts()
-        return (
+        text = (
             f"labnb run ({self._state.outcome}): {counts[DONE]} done, {counts[LOADED]} loaded, "
             f"{counts[FAILED]} failed, {counts[RUNNING]} running of {len(self._state.records)}"
         )
+        if self._run_id is not None and self._state.outcome == RUNNING:
+            text += f" [run {self._run_id}: follow it with lab.runs()[-1]]"
+        return text
 
     def refresh(self) -> None:
         """Send the whole state now (used at creation and at the end of a blocking run)."""
@@ -270,8 +281,27 @@ class RunView(LiveView):
             self.tasks = self._rows(now)
             if self._log_id:
                 self.log_task = self._log_payload(self._log_id)
+        self._save(state.outcome != RUNNING)
         if state.outcome != RUNNING and not self._log_running():
             ticker.discard(self)  # nothing will change any more
+
+    def show(self) -> Any:
+        """Display the view, and keep what the notebook saves of it (its text) the
+        run's latest state: a reopened notebook, or nbviewer, shows how it went."""
+        from IPython.display import display
+
+        self._handle = display(self, display_id=True)
+        return self._handle
+
+    def _save(self, over: bool) -> None:
+        """Re-send the display now and then (and once at the end), so the text
+        saved into the notebook is the run's latest state, not its first moment."""
+        now = time.monotonic()
+        if self._handle is None or not (over or now - self._saved_at >= SAVE_SECONDS):
+            return
+        self._saved_at = now
+        handle, self._handle = self._handle, (None if over else self._handle)
+        handle.update(self)
 
     def _summary(self, now: float) -> dict[str, Any]:
         state = self._state
@@ -293,12 +323,13 @@ class RunView(LiveView):
             "eta_s": None if eta is None else round(eta, 1),
             "state": state.outcome,
             "blocking": state.blocking,
+            "run_id": self._run_id,
         }
 
     def _types(self) -> list[dict[str, Any]]:
         by_type: dict[str, dict[str, Any]] = {}
         for _, record in self._state.items():
-            name = type(record.task).__qualname__
+            name = record.type_name
             row = by_type.setdefault(name, {"type": name, "total": 0, "done": 0, "failed": 0})
             row["total"] += 1
             if record.status in (DONE, LOADED):
@@ -320,7 +351,7 @@ class RunView(LiveView):
             rows.append(
                 {
                     "id": key,
-                    "type": type(record.task).__qualname__,
+                    "type": record.type_name,
                     "label": _params_label(record.task),
                     "params": _params_label(record.task),
                     "status": record.status,
@@ -364,7 +395,9 @@ class RunView(LiveView):
     def _log_payload(self, key: str) -> dict[str, Any]:
         record = self._state.records[key]
         text = "".join(record.output)
-        if record.error is not None and record.error.traceback:
+        if not text and record.status in (DONE, FAILED) and self._storage is not None:
+            text = self._storage.read_logs(key) or ""  # a run followed after it printed
+        elif record.error is not None and record.error.traceback:
             text += record.error.traceback
         elif record.status == LOADED:
             text = "(loaded from the cache: these are the logs of the run that computed it)\n"
@@ -549,7 +582,7 @@ def _page_row(row: dict[str, Any], columns: list[str]) -> dict[str, Any]:
 
     params = {name: _cell_text(row[name]) for name in columns if row[name] is not None}
     fields = [
-        f"{name[len(PARAMS):]}={text}" for name, text in params.items() if name.startswith(PARAMS)
+        f"{name[len(PARAMS) :]}={text}" for name, text in params.items() if name.startswith(PARAMS)
     ]
     return {
         "id": row["id"],

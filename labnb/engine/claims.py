@@ -34,21 +34,28 @@ log = logging.getLogger("labnb")
 HEARTBEAT_SECONDS = 2.0
 CHECK_SECONDS = 0.5
 """How often tasks computed elsewhere are looked for."""
+CANCEL_CHECK_SECONDS = 0.25
+"""How often the run looks whether another process asked it to stop."""
+
+
+def new_run_id() -> str:
+    return secrets.token_hex(6)
 
 
 class Claims:
     """The leases of one run, and the tasks it waits for other runs to compute."""
 
-    def __init__(self, storage: Storage) -> None:
+    def __init__(self, storage: Storage, run_id: str | None = None) -> None:
         self.storage = storage
         self.index = storage.index
-        self.run_id = secrets.token_hex(6)
+        self.run_id = run_id or new_run_id()
         self.waiting: dict[str, str] = {}
         """Task id -> the run computing it."""
         self._elsewhere: dict[str, str] = {}
         """Tasks of this run another live run held when it started."""
         self._beat_at = 0.0
         self._checked_at = 0.0
+        self._cancel_checked_at = 0.0
         self.cancelled = False
         """Another process asked this run to stop (``RunRecord.cancel``)."""
         self.since = time.time()
@@ -75,10 +82,11 @@ class Claims:
         self.waiting[key] = holder
         return False
 
-    def record(self, rows: list[TaskRow]) -> None:
-        """What the run knows of these tasks now, for its record (``lab.runs()``)."""
-        if rows:
-            self.index.record_tasks(self.run_id, rows)
+    def record(self, rows: list[TaskRow], output: list[tuple[str, str]]) -> None:
+        """What the run knows of these tasks now and what they printed, for its
+        record (``lab.runs()``) and whoever follows it."""
+        if rows or output:
+            self.index.record_tasks(self.run_id, rows, output)
 
     def release(self, keys: list[str]) -> None:
         if keys:
@@ -96,13 +104,15 @@ class Claims:
         returns those another run finished (entry and run) and those now this
         run's to compute (their holder failed, stopped or died)."""
         now = time.monotonic()
-        if now - self._beat_at > HEARTBEAT_SECONDS:
-            try:
+        try:
+            if now - self._beat_at > HEARTBEAT_SECONDS:
+                self._beat_at = now
                 self.index.heartbeat(self.run_id)
+            if now - self._cancel_checked_at > CANCEL_CHECK_SECONDS:
+                self._cancel_checked_at = now
                 self.cancelled = self.index.cancel_requested(self.run_id)
-            except Exception:  # a busy or failing disk must not end a long run
-                log.warning("labnb could not renew the heartbeat of run %s", self.run_id)
-            self._beat_at = now
+        except Exception:  # a busy or failing disk must not end a long run
+            log.warning("labnb could not renew the heartbeat of run %s", self.run_id)
         if not self.waiting or now - self._checked_at < CHECK_SECONDS:
             return {}, []
         self._checked_at = now

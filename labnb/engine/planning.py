@@ -62,9 +62,13 @@ def check_acyclic(roots: Sequence[Any]) -> None:
         visit(root)
 
 
-def make_plan(roots: Sequence[Any], storage: Storage, bust_cache: bool) -> Plan:
+def make_plan(
+    roots: Sequence[Any], storage: Storage, bust_cache: bool, decode_roots: bool = True
+) -> Plan:
+    """What must run for ``roots``; cached roots are decoded (so a damaged one
+    reruns) unless ``decode_roots`` is False (the run process never needs their values)."""
     try:
-        return _make_plan(roots, storage, bust_cache)
+        return _make_plan(roots, storage, bust_cache, decode_roots)
     except RecursionError:
         # A cycle makes id computation recurse forever; say which tasks form it.
         # (Walking for cycles up front would cost as much as planning itself.)
@@ -72,7 +76,9 @@ def make_plan(roots: Sequence[Any], storage: Storage, bust_cache: bool) -> Plan:
         raise
 
 
-def _make_plan(roots: Sequence[Any], storage: Storage, bust_cache: bool) -> Plan:
+def _make_plan(
+    roots: Sequence[Any], storage: Storage, bust_cache: bool, decode_roots: bool
+) -> Plan:
     plan = Plan()
     root_ids = {task_id(root) for root in roots}
     # The roots' entries in one query: most lookups of a rerun are roots.
@@ -89,7 +95,7 @@ def _make_plan(roots: Sequence[Any], storage: Storage, bust_cache: bool) -> Plan
         plan.tasks[key] = task
         if not bust_cache and meta_of(task).format is not None:
             entry = known[key] if key in known else storage.lookup(key)
-            found = load_cached(storage, task, entry, decode=key in root_ids)
+            found = load_cached(storage, task, entry, decode=decode_roots and key in root_ids)
             if found is not None:
                 plan.loaded[key], run_id = found
                 if run_id:
@@ -100,9 +106,7 @@ def _make_plan(roots: Sequence[Any], storage: Storage, bust_cache: bool) -> Plan
         meta = meta_of(task)
         dependencies = tuple(
             dict.fromkeys(
-                task_id(dep)
-                for dep in dependencies_of(task)
-                if task_id(dep) not in plan.loaded
+                task_id(dep) for dep in dependencies_of(task) if task_id(dep) not in plan.loaded
             )
         )
         plan.nodes.append(Node(key, dependencies, meta.type_name, meta.max_parallel))

@@ -1,25 +1,44 @@
-"""``Run``: a run under way in the background, started by ``lab.submit``.
+"""``Run``: the handle of a run, wherever it runs.
 
-The run loop lives in a daemon thread of the kernel, so the kernel stays idle:
-other cells run and widget clicks are handled at once. Results land in the
-cache exactly as with ``run_tasks`` (it is the same loop).
+A run is usually owned by a run process (``run_process.py``) and this handle
+follows its record in the storage (``RecordedRun``): the handle ``submit``
+returns and every run ``lab.runs()`` finds, in this process or any other, work
+the same. Runs that cannot leave this process (no storage to keep results in,
+tasks whose results are not cached, a Ray or custom runner, a context that
+does not pickle) run in a daemon thread here (``LocalRun``), as in 0.1.0.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
+import os
+import pickle
+import signal
+import socket
 import threading
+import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable
+from datetime import datetime, timezone
 from typing import Any
 
 from ..errors import TaskFailed
 from ..model.formats import Payload
-from ..model.tasks import attach_result, task_id
+from ..model.tasks import attach_result, dependencies_of, meta_of, task_id
+from ..storage import Storage
+from ..storage.runs import TASKS_SUFFIX, RunRecord, read_runs, run_file
+from .follow import Follower
 from .planning import Plan
 from .running import Execution
-from .state import RunState
+from .state import DONE, FAILED, LOADED, RUNNING, RunState
 
 log = logging.getLogger("labnb")
+
+FOLLOW_SECONDS = 0.1
+"""How often a live run's record is read while this process follows it."""
+KILL_GRACE_SECONDS = 5.0
 
 
 def attach_results(plan: Plan, payloads: dict[str, Payload]) -> None:
@@ -31,19 +50,144 @@ def attach_results(plan: Plan, payloads: dict[str, Payload]) -> None:
                 attach_result(instance, payload)
 
 
-class Run:
-    """A background run: ``done``, ``wait()``, ``results``, ``failures``, ``cancel()``.
+class Run(ABC):
+    """A run: ``done``, ``wait()``, ``results``, ``failures``, ``cancel()``, and its
+    live widget when displayed as the last expression of a notebook cell."""
 
-    Displayed as the last expression of a notebook cell, it shows the live widget.
-    """
+    def __init__(self, tasks: list[Any], storage: Storage) -> None:
+        self.tasks = tasks
+        """The tasks submitted (their dependencies are in ``state``)."""
+        self.storage = storage
+        self._callbacks: list[Callable[[Run], object]] | None = []
+        self._callbacks_lock = threading.Lock()
+
+    @property
+    @abstractmethod
+    def state(self) -> RunState:
+        """The run's live state, as displays read it."""
+
+    @property
+    @abstractmethod
+    def id(self) -> str: ...
+
+    @property
+    def status(self) -> str:
+        """``running``, ``done``, ``failed``, ``cancelled``, or ``lost`` (its run process died)."""
+        return self.state.outcome
+
+    @property
+    def done(self) -> bool:
+        return self.status != RUNNING
+
+    @property
+    def started(self) -> datetime:
+        return datetime.fromtimestamp(self.state.started_at, tz=timezone.utc)
+
+    @property
+    def finished(self) -> datetime | None:
+        end = self.state.finished_at
+        return None if end is None else datetime.fromtimestamp(end, tz=timezone.utc)
+
+    @abstractmethod
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the run ends (True) or ``timeout`` seconds pass (False)."""
+
+    @abstractmethod
+    def cancel(self) -> bool:
+        """Start nothing more and stop running tasks; finished results stay cached.
+        False when the run is no longer running."""
+
+    def counts(self) -> dict[str, int]:
+        """How many of the run's tasks are in each state (as its record has them)."""
+        record = self.record()
+        if record is not None:
+            return record.counts()
+        counts: dict[str, int] = {}
+        for _, task in self.state.items():
+            counts[task.status] = counts.get(task.status, 0) + 1
+        return counts
+
+    @property
+    @abstractmethod
+    def results(self) -> dict[Any, Any]:
+        """``{task: result}`` for the submitted tasks that have finished so far."""
+
+    @property
+    def failures(self) -> dict[Any, TaskFailed]:
+        """``{task: TaskFailed}`` for every task of the run that failed so far
+        (those that could not start because a dependency failed included)."""
+        with self.state.lock:
+            return {r.task: r.error for _, r in self.state.items() if r.error is not None}
+
+    def record(self) -> RunRecord | None:
+        """The run as its storage records it (``frame()``: a table of its tasks);
+        None for a run the storage does not record."""
+        found = read_runs(self.storage.index, [self.id])
+        return found[0] if found else None
+
+    def frame(self) -> Any:
+        """The run's tasks as a DataFrame: id, type, task, status, started, finished,
+        duration_s, error."""
+        record = self.record()
+        if record is None:
+            raise LookupError(f"run {self.id} is not recorded in {self.storage!r}")
+        return record.frame()
+
+    def add_done_callback(self, callback: Callable[[Run], object]) -> None:
+        """Call ``callback(run)`` when the run ends (at once if it has), from a
+        background thread."""
+        with self._callbacks_lock:
+            if self._callbacks is not None:
+                self._callbacks.append(callback)
+                return
+        self._call(callback)
+
+    def _ended(self) -> None:
+        with self._callbacks_lock:
+            callbacks, self._callbacks = self._callbacks or [], None
+        for callback in callbacks:
+            self._call(callback)
+
+    def _call(self, callback: Callable[[Run], object]) -> None:
+        try:
+            callback(self)
+        except Exception:
+            log.exception("labnb: a Run done-callback failed")
+
+    def __repr__(self) -> str:
+        counts = self.state.counts()
+        finished = counts["done"] + counts["loaded"]
+        return (
+            f"<labnb.Run {self.id} {self.status}: {finished}/{len(self.state.records)} finished, "
+            f"{counts['running']} running, {counts['failed']} failed>"
+        )
+
+    def _ipython_display_(self) -> None:
+        """In a notebook, the live widget (fed from the run's record when it has one)."""
+        from ..display.kernel import in_kernel
+
+        if not in_kernel():
+            print(repr(self))
+            return
+        from ..display.widgets import RunView
+
+        cancel = None if self.done else self.cancel
+        RunView(self.state, cancel=cancel, storage=self.storage, run_id=self.recorded_id).show()
+
+    @property
+    def recorded_id(self) -> str | None:
+        """The run's id when a run process owns it (it outlives this process)."""
+        return None
+
+
+class LocalRun(Run):
+    """A run in a daemon thread of this process: the kernel stays idle meanwhile."""
 
     def __init__(self, tasks: list[Any], execution: Execution) -> None:
-        self._tasks = tasks
+        super().__init__(tasks, execution.storage)
         self._execution = execution
         self._finished = threading.Event()
         self._error: BaseException | None = None
-        self._callbacks: list[Callable[[Run], object]] | None = []
-        self._callbacks_lock = threading.Lock()
         self._thread = threading.Thread(target=self._work, name="labnb-run", daemon=True)
         self._thread.start()
 
@@ -54,25 +198,12 @@ class Run:
             self._error = error
         finally:
             attach_results(self._execution.plan, self._execution.payloads)
-            with self._callbacks_lock:
-                callbacks, self._callbacks = self._callbacks or [], None
-            for callback in callbacks:
-                self._call(callback)
+            self._ended()
             self._finished.set()  # after the callbacks: wait() returns once they ran
 
-    def add_done_callback(self, callback: Callable[[Run], object]) -> None:
-        """Call ``callback(run)`` when the run ends (at once if it has), from the run's thread."""
-        with self._callbacks_lock:
-            if self._callbacks is not None:
-                self._callbacks.append(callback)
-                return
-        self._call(callback)
-
-    def _call(self, callback: Callable[[Run], object]) -> None:
-        try:
-            callback(self)
-        except Exception:
-            log.exception("labnb: a Run done-callback failed")
+    @property
+    def id(self) -> str:
+        return self._execution.claims.run_id
 
     @property
     def state(self) -> RunState:
@@ -83,7 +214,6 @@ class Run:
         return self._finished.is_set()
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Block until the run ends (True) or ``timeout`` seconds pass (False)."""
         finished = self._finished.wait(timeout)
         if finished and self._error is not None:
             raise self._error
@@ -91,34 +221,159 @@ class Run:
 
     @property
     def results(self) -> dict[Any, Any]:
-        """``{task: result}`` for the submitted tasks that have finished so far."""
         payloads = self._execution.payloads
-        found = {task: payloads.get(task_id(task)) for task in self._tasks}
+        found = {task: payloads.get(task_id(task)) for task in self.tasks}
         return {task: payload.value for task, payload in found.items() if payload is not None}
 
-    @property
-    def failures(self) -> dict[Any, TaskFailed]:
-        return {error.task: error for error in dict(self._execution.failures).values()}
-
-    def cancel(self) -> None:
-        """Start nothing more and stop running tasks; finished results stay cached."""
+    def cancel(self) -> bool:
+        if self.done:
+            return False
         self._execution.cancel()
+        return True
 
-    def __repr__(self) -> str:
-        counts = self.state.counts()
-        finished = counts["done"] + counts["loaded"]
-        return (
-            f"<labnb.Run {self.state.outcome}: {finished}/{len(self.state.records)} finished, "
-            f"{counts['running']} running, {counts['failed']} failed>"
-        )
 
-    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        from ..display.kernel import in_kernel
+class RecordedRun(Run):
+    """A run owned by a run process, followed through its record in the storage.
 
-        if not in_kernel():
-            return {"text/plain": repr(self)}
-        from ..display.widgets import RunView
+    While the run goes a daemon thread reads the record every ``FOLLOW_SECONDS``
+    (the widget and ``wait`` read the mirrored state); a finished run is read once.
+    """
 
-        return RunView(
-            self.state, cancel=self.cancel, storage=self._execution.storage
-        )._repr_mimebundle_(**kwargs)
+    def __init__(
+        self,
+        run_id: str,
+        storage: Storage,
+        tasks: list[Any],
+        plan: Plan | None = None,
+    ) -> None:
+        super().__init__(tasks, storage)
+        self._id = run_id
+        self._plan = plan
+        known = dict(plan.tasks) if plan is not None else _walk(tasks)
+        self._follower = Follower(storage.index, run_id, known)
+        self._follower.poll()
+        self._results: dict[str, Any] = {}
+        self._ended_event = threading.Event()
+        if self._follower.status == RUNNING:
+            threading.Thread(target=self._follow, name="labnb-follow", daemon=True).start()
+        else:
+            self._finish()
+
+    @property
+    def id(self) -> str:
+        return self._id
+
+    @property
+    def state(self) -> RunState:
+        return self._follower.state
+
+    @property
+    def recorded_id(self) -> str | None:
+        return self._id
+
+    @property
+    def status(self) -> str:
+        return self._follower.status
+
+    @property
+    def pid(self) -> int | None:
+        """The run process's pid (on ``host``)."""
+        row = self._follower.row
+        return None if row is None else row.pid
+
+    @property
+    def host(self) -> str | None:
+        row = self._follower.row
+        return None if row is None else row.host
+
+    def _follow(self) -> None:
+        try:
+            while self._follower.status == RUNNING:
+                time.sleep(FOLLOW_SECONDS)
+                try:
+                    self._follower.poll()
+                except Exception:  # a busy disk: the next look will do
+                    log.warning("labnb could not read the record of run %s", self._id)
+        finally:
+            self._finish()
+
+    def _finish(self) -> None:
+        self._attach()
+        self._ended()
+        self._ended_event.set()
+
+    def _attach(self) -> None:
+        """Every task object this process has gets its ``.result`` (read on first access)."""
+        plan = self._plan
+        instances = plan.instances if plan is not None else {task_id(t): [t] for t in self.tasks}
+        entries = self.storage.lookup_many(list(instances))
+        for key, entry in entries.items():
+            fmt = meta_of(instances[key][0]).format
+            if fmt is None or entry.format != fmt.name:
+                continue
+            payload = Payload(fmt, read=functools.partial(self.storage.read, entry))
+            for instance in instances[key]:
+                attach_result(instance, payload)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self._ended_event.wait(timeout)
+
+    def first_failure(self) -> TaskFailed | None:
+        """The failure that ended the run (the first task to fail), if any."""
+        with self.state.lock:
+            failed = [r for _, r in self.state.items() if r.status == FAILED and r.error]
+        failed.sort(key=lambda record: record.finished or 0.0)
+        return failed[0].error if failed else None
+
+    @property
+    def results(self) -> dict[Any, Any]:
+        """``{task: result}`` for the submitted tasks that have finished so far
+        (read from the storage, so from any process)."""
+        finished = {key for key, record in self.state.items() if record.status in (DONE, LOADED)}
+        wanted = {task_id(task): task for task in self.tasks if task_id(task) in finished}
+        missing = [key for key in wanted if key not in self._results]
+        for key, entry in self.storage.lookup_many(missing).items():
+            fmt = meta_of(wanted[key]).format
+            if fmt is not None and entry.format == fmt.name:
+                self._results[key] = Payload(fmt, data=self.storage.read(entry)).value
+        return {task: self._results[key] for key, task in wanted.items() if key in self._results}
+
+    def cancel(self) -> bool:
+        """Ask the run process to stop (it does within a second); finished results stay."""
+        return self.storage.index.request_cancel(self._id)
+
+    def kill(self) -> None:
+        """End the run process now (SIGKILL; its workers die with it) and record
+        the run as cancelled: what a second Ctrl-C does."""
+        pid = self.pid
+        if pid is not None and self.host == socket.gethostname():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            self.storage.index.finish_run(self._id, "cancelled")
+
+
+def found_run(storage: Storage, run_id: str) -> RecordedRun:
+    """The handle of a recorded run, with its submitted tasks rebuilt from the
+    record where this process can (their classes importable or pickled by value);
+    otherwise its tasks are known by id, type and text only."""
+    tasks: list[Any] = []
+    path = run_file(storage.index, run_id, TASKS_SUFFIX)
+    if path is not None and path.exists():
+        try:
+            tasks = pickle.loads(path.read_bytes())
+        except Exception as error:
+            log.info("labnb cannot rebuild the tasks of run %s here: %s", run_id, error)
+    return RecordedRun(run_id, storage, tasks)
+
+
+def _walk(tasks: list[Any]) -> dict[str, Any]:
+    """Task objects by id: these and every dependency they reach."""
+    found: dict[str, Any] = {}
+    stack = list(tasks)
+    while stack:
+        task = stack.pop()
+        key = task_id(task)
+        if key not in found:
+            found[key] = task
+            stack.extend(dependencies_of(task))
+    return found

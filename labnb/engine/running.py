@@ -7,8 +7,12 @@ even when the run is interrupted or cancelled a moment later.
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
+import pickle
 import time
+from collections.abc import Callable
 from typing import Any
 
 from ..errors import TaskFailed
@@ -27,6 +31,8 @@ NOT_STARTED = "not started"
 
 log = logging.getLogger("labnb")
 
+LIVE_METRIC_POINTS = 500
+"""Points per metric a running task's record keeps for live charts (its entry keeps all)."""
 POLL_SECONDS = 0.1
 COMMIT_SECONDS = 0.2
 """Outcomes are committed to the index at most this long after they arrive:
@@ -41,6 +47,8 @@ class Execution:
         runner: Runner,
         setup: RunSetup,
         continue_on_failure: bool,
+        run_id: str | None = None,
+        roots: set[str] | frozenset[str] = frozenset(),
     ) -> None:
         self.plan = plan
         self.storage = storage
@@ -55,15 +63,23 @@ class Execution:
         self._records: list[Record] = []
         self._committed_at = time.monotonic()
         self._cancel_requested = False
-        self.claims = Claims(storage)
+        self.claims = Claims(storage, run_id)
+        self.roots = roots
+        """Ids of the tasks the user submitted (the rest are their dependencies)."""
+        self._output: list[tuple[str, str]] = []
+        """What tasks printed since the last commit, for the run's followers."""
         self._changed: set[str] = set()
         """Tasks whose state the run record has not been told yet."""
         self._ours: list[str] = []
         """Tasks this run took over from another run, to start when a worker is free."""
 
-    def run(self) -> None:
-        """Run to the end; on an exception (KeyboardInterrupt) stop every worker and re-raise."""
-        if not self.plan.nodes:
+    def run(self, recorded: Callable[[], object] | None = None) -> None:
+        """Run to the end; on an exception (KeyboardInterrupt) stop every worker and re-raise.
+
+        ``recorded`` is called once the run's record exists (followers can find
+        it); a run given it is recorded even when it has nothing to compute.
+        """
+        if not self.plan.nodes and recorded is None:
             self.state.close(DONE)
             return
         outcome = CANCELLED
@@ -71,6 +87,9 @@ class Execution:
         self.claims.start([node.key for node in self.plan.nodes if self._shared(node.key)])
         self._changed.update(self.state.records)
         try:
+            self._commit()  # every task's row, so followers see the whole run at once
+            if recorded is not None:
+                recorded()
             while not self.scheduler.over and not self._cancel_requested:
                 self._submit_ready()
                 if self.runner.busy:
@@ -117,24 +136,35 @@ class Execution:
             self.claims.release([key for key, _, _ in records])
             self._changed.update(key for key, _, _ in records)
         changed, self._changed = self._changed, set()
-        self.claims.record([self._task_row(key, over) for key in changed])
+        output, self._output = self._output, []
+        self.claims.record([self._task_row(key, over) for key in changed], output)
         self._committed_at = time.monotonic()
 
     def _task_row(self, key: str, over: bool = False) -> TaskRow:
         with self.state.lock:
             record = self.state.records[key]
-            error = None
+            error = failure = None
             if record.error is not None:
-                error = f"{record.error.exc_type}: {record.error.message}"
+                error = f"{record.error.exc_type}: {record.error.message}"[:1000]
+                failure = _failure_json(record.error)
             status = NOT_STARTED if over and record.status == WAITING else record.status
-            return (
+            return TaskRow(
                 key,
                 meta_of(record.task).type_name,
                 repr(record.task)[:300],
                 status,
                 record.started,
                 record.finished,
-                None if error is None else error[:1000],
+                error,
+                root=key in self.roots,
+                pid=record.pid,
+                progress=None if record.progress is None else json.dumps(record.progress),
+                metrics=json.dumps(
+                    {name: points[-LIVE_METRIC_POINTS:] for name, points in record.metrics.items()}
+                )
+                if record.metrics
+                else None,
+                failure=failure,
             )
 
     def _submit_ready(self) -> None:
@@ -185,12 +215,16 @@ class Execution:
                 log.warning("labnb ignored an event for a task not in this run: %r", event)
             elif isinstance(event, Output):
                 self.state.output(event.task_id, event.text)
+                self._output.append((event.task_id, event.text))
             elif isinstance(event, Metric):
                 self.state.metric(event.task_id, event.name, event.value, event.step)
+                self._changed.add(event.task_id)
             elif isinstance(event, Progress):
                 self.state.progress(event.task_id, event.n, event.total, event.desc)
+                self._changed.add(event.task_id)
             elif isinstance(event, Started):
                 self.state.started(event.task_id, event.pid, event.time)
+                self._changed.add(event.task_id)
             elif isinstance(event, Outcome):
                 self._records.append(self._finish(event))
 
@@ -245,3 +279,21 @@ class Execution:
             self.state.records[key].error = error
         if self.first_failure is None:
             self.first_failure = error
+
+
+def _failure_json(error: TaskFailed) -> str:
+    """A failure as its run record keeps it, original exception included when it pickles."""
+    cause = None
+    if error.__cause__ is not None:
+        try:
+            cause = base64.b64encode(pickle.dumps(error.__cause__)).decode()
+        except Exception:
+            cause = None
+    return json.dumps(
+        {
+            "type": error.exc_type,
+            "message": error.message,
+            "traceback": error.traceback,
+            "exception": cause,
+        }
+    )

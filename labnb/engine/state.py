@@ -46,6 +46,11 @@ class TaskRecord:
     error: TaskFailed | None = None
     metrics: dict[str, list[tuple[int | None, float]]] = field(default_factory=dict)
     """Logged metrics so far: name -> [(step, value), ...]."""
+    type_name: str = ""
+    """The task's type, as displays name it."""
+
+    def __post_init__(self) -> None:
+        self.type_name = self.type_name or type(self.task).__qualname__
 
 
 class RunState:

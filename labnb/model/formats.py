@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import pickle
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import Any
 
 import cloudpickle
@@ -98,23 +99,36 @@ class ParquetFormat(ResultFormat):
 class Payload:
     """A result as a value, as bytes in ``format``, or both; each side is made on demand."""
 
-    __slots__ = ("_data", "_value", "format")
+    __slots__ = ("_data", "_read", "_value", "format")
 
-    def __init__(self, fmt: ResultFormat, *, value: Any = _UNSET, data: Any = _UNSET) -> None:
+    def __init__(
+        self,
+        fmt: ResultFormat,
+        *,
+        value: Any = _UNSET,
+        data: Any = _UNSET,
+        read: Callable[[], bytes] | None = None,
+    ) -> None:
+        """``read``, instead of ``data``: where to get the bytes when first needed
+        (a result file that may never be looked at)."""
         self.format = fmt
         self._value = value
         self._data = data
+        self._read = read
 
     @property
     def value(self) -> Any:
         if self._value is _UNSET:
-            self._value = self.format.loads(self._data)
+            self._value = self.format.loads(self.data)
         return self._value
 
     @property
     def data(self) -> bytes:
         if self._data is _UNSET:
-            self._data = self.format.dumps(self._value)
+            if self._read is not None:
+                self._data, self._read = self._read(), None
+            else:
+                self._data = self.format.dumps(self._value)
         return self._data
 
     def __reduce__(self) -> tuple[Any, ...]:

@@ -20,6 +20,7 @@ import pickle
 import signal
 import sys
 import threading
+import time
 import types
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -45,7 +46,7 @@ else:
 _FORK: Any = multiprocessing.get_context("fork") if sys.platform == "linux" else None
 
 
-def _start_context() -> Any:
+def start_context() -> Any:
     """fork when this process has one thread, else the forkserver (a kernel has threads)."""
     if _FORK is not None and threading.active_count() == 1:
         return _FORK
@@ -68,9 +69,9 @@ class ProcessRunner(Runner):
         self.capacity = max_workers
         self._workers: list[_Worker] = []
         self._setup: bytes = b""
-        if _start_context().get_start_method() == "forkserver":
+        if start_context().get_start_method() == "forkserver":
             # Returns at once; the server imports labnb while the user does other things.
-            with _main_module_hidden():
+            with main_module_hidden():
                 multiprocessing.forkserver.ensure_running()
 
     def open(self, setup: RunSetup) -> None:
@@ -127,8 +128,9 @@ class ProcessRunner(Runner):
                 else:
                     with contextlib.suppress(OSError):
                         worker.conn.send_bytes(b"")
+            deadline = time.monotonic() + STOP_GRACE_SECONDS  # one grace period for all
             for worker in self._workers:
-                worker.process.join(STOP_GRACE_SECONDS)
+                worker.process.join(max(0.0, deadline - time.monotonic()))
         finally:
             for worker in self._workers:
                 if worker.process.is_alive():
@@ -144,7 +146,7 @@ class ProcessRunner(Runner):
         return None
 
     def _spawn(self) -> _Worker:
-        context = _start_context()
+        context = start_context()
         parent_conn, child_conn = context.Pipe()
         threads = max(1, available_cpus() // self.capacity)
         process = context.Process(
@@ -152,7 +154,7 @@ class ProcessRunner(Runner):
             args=(child_conn, dict(os.environ), os.getcwd(), threads, os.getpid()),
             name="labnb-worker",
         )
-        with _main_module_hidden():
+        with main_module_hidden():
             process.start()
         child_conn.close()
         parent_conn.send_bytes(self._setup)
@@ -195,7 +197,7 @@ def _death_message(exitcode: int | None) -> str:
 
 
 @contextmanager
-def _main_module_hidden() -> Iterator[None]:
+def main_module_hidden() -> Iterator[None]:
     """Keep multiprocessing from re-running the user's script in each new worker.
 
     spawn and forkserver children import the parent's ``__main__`` file so that

@@ -204,17 +204,20 @@ function listen(model, handlers) {
     for (const [event, handler] of Object.entries(handlers)) model.off(event, handler);
   };
 }
-function watchHeartbeat(model, note, expected = () => true) {
+function watchHeartbeat(model, note, expected = () => true, advice = () => "if it was restarted, re-run the cell to reconnect.", onStale = () => {
+}) {
   let lastBeat = null;
+  let wasStale = false;
   const check = () => {
     const silent = lastBeat == null ? 0 : (Date.now() - lastBeat) / 1e3;
     const stale = expected() && silent > 5;
     note.hidden = !stale;
     if (stale) {
-      setText(
-        note,
-        `No update from the kernel for ${Math.round(silent)} s: if it was restarted, re-run the cell to reconnect.`
-      );
+      setText(note, `No update from the kernel for ${Math.round(silent)} s: ${advice()}`);
+    }
+    if (stale !== wasStale) {
+      wasStale = stale;
+      onStale(stale);
     }
   };
   const onBeat = () => {

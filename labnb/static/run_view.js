@@ -206,17 +206,20 @@ function listen(model, handlers) {
     for (const [event, handler] of Object.entries(handlers)) model.off(event, handler);
   };
 }
-function watchHeartbeat(model, note, expected = () => true) {
+function watchHeartbeat(model, note, expected = () => true, advice = () => "if it was restarted, re-run the cell to reconnect.", onStale = () => {
+}) {
   let lastBeat = null;
+  let wasStale = false;
   const check = () => {
     const silent = lastBeat == null ? 0 : (Date.now() - lastBeat) / 1e3;
     const stale = expected() && silent > 5;
     note.hidden = !stale;
     if (stale) {
-      setText(
-        note,
-        `No update from the kernel for ${Math.round(silent)} s: if it was restarted, re-run the cell to reconnect.`
-      );
+      setText(note, `No update from the kernel for ${Math.round(silent)} s: ${advice()}`);
+    }
+    if (stale !== wasStale) {
+      wasStale = stale;
+      onStale(stale);
     }
   };
   const onBeat = () => {
@@ -708,7 +711,27 @@ function render({ model, el, experimental }) {
     "change:tasks": updateTasks,
     "change:log_task": showLogTask
   });
-  const stopHeartbeat = watchHeartbeat(model, staleNote, () => summaryOf().state === "running");
+  const followAdvice = () => {
+    const runId = summaryOf().run_id;
+    return runId ? `it stopped or restarted. Run ${runId} goes on in its own process: follow it with lab.runs()[-1] in a new cell.` : "it stopped or restarted, and this run with it: re-run the cell to start again (finished results are cached).";
+  };
+  const onStale = (stale) => {
+    root.dataset.disconnected = stale ? "true" : "false";
+    if (stale) {
+      setDisabled(cancel, true);
+      setText(stateBadge, "Disconnected");
+      stateBadge.dataset.state = "disconnected";
+    } else {
+      updateSummary();
+    }
+  };
+  const stopHeartbeat = watchHeartbeat(
+    model,
+    staleNote,
+    () => summaryOf().state === "running",
+    followAdvice,
+    onStale
+  );
   return () => {
     unlisten();
     stopHeartbeat();

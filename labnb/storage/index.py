@@ -20,17 +20,71 @@ import sqlite3
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 from . import schema
 from .entry import IndexEntry
 
 BUSY_SECONDS = 60.0
-TaskRow = tuple[str, str, str, str, "float | None", "float | None", "str | None"]
-"""A run's task: (task id, type, label, status, started, finished, error)."""
-RunRow = tuple[str, int, str, float, float, "float | None", str, list[TaskRow]]
-"""(run id, pid, host, started, heartbeat, finished, status, tasks)."""
+OUTPUT_KEPT_SECONDS = 600.0
+"""How long the live output of a finished run is kept (its tasks' logs keep it all)."""
+
+
+class TaskRow(NamedTuple):
+    """One task of a run, as its record holds it (the columns of ``run_tasks``)."""
+
+    task_id: str
+    type: str
+    label: str
+    status: str
+    started: float | None
+    finished: float | None
+    error: str | None
+    """``ExcType: message``, short, for tables."""
+    root: bool = False
+    """Submitted by the user (not only a dependency)."""
+    pid: int | None = None
+    progress: str | None = None
+    """JSON ``[n, total, desc]`` of its ``labnb.progress`` loop."""
+    metrics: str | None = None
+    """JSON ``{name: [[step, value], ...]}`` logged so far."""
+    failure: str | None = None
+    """JSON ``{"type", "message", "traceback"}`` when it failed."""
+    version: int = 0
+    """The run's update that last changed this row."""
+
+
+class RunRow(NamedTuple):
+    run_id: str
+    pid: int
+    host: str
+    started: float
+    heartbeat: float
+    finished: float | None
+    status: str
+    version: int
+    tasks: list[TaskRow]
+
+
+class RunUpdate(NamedTuple):
+    """What changed in a run since a follower's last look (``Index.run_update``)."""
+
+    run: RunRow
+    """The run, with only the task rows changed since ``since``."""
+    output: list[tuple[int, str, str]]
+    """``(seq, task id, text)`` printed since ``after_output``, in order."""
+
+
+_TASK_FIELDS = ", ".join(TaskRow._fields)
+_TASK_COLUMNS = f"run_id, {_TASK_FIELDS}"
+_SELECT_RUN = "SELECT run_id, pid, host, started, heartbeat, finished, status, version FROM runs"
+
+
+def _task_row(row: tuple[object, ...] | list[object]) -> TaskRow:
+    task = TaskRow._make(row)
+    return task._replace(root=bool(task.root))
 
 
 class Index(ABC):
@@ -106,12 +160,25 @@ class Index(ABC):
     def release(self, task_ids: list[str], run_id: str) -> None: ...
 
     @abstractmethod
-    def record_tasks(self, run_id: str, rows: list[TaskRow]) -> None:
-        """Insert or update what the run knows of its tasks."""
+    def record_tasks(
+        self, run_id: str, rows: list[TaskRow], output: Sequence[tuple[str, str]] = ()
+    ) -> None:
+        """Insert or update what the run knows of its tasks, append what they printed
+        (``(task id, text)``) and count one update of the run, in one transaction."""
 
     @abstractmethod
     def runs(self, run_ids: list[str] | None = None) -> list[RunRow]:
         """Runs, oldest first, with their tasks (all runs, or these)."""
+
+    @abstractmethod
+    def run_update(self, run_id: str, since: int, after_output: int) -> RunUpdate | None:
+        """The run's task rows changed after update ``since`` and the output after
+        sequence number ``after_output``; None if there is no such run."""
+
+    def run_folder(self) -> Path | None:
+        """Where files of runs are kept beside this index (the submitted tasks, the run
+        process's own output), or None: the index itself holds no pickles."""
+        return None
 
     @abstractmethod
     def request_cancel(self, run_id: str) -> bool:
@@ -224,8 +291,16 @@ class SqliteIndex(Index):
         now = time.time()
         with self._writing() as db:
             db.execute(
-                "INSERT INTO runs VALUES (?, ?, ?, ?, ?, NULL, 'running', 0)",
+                "INSERT INTO runs (run_id, pid, host, started, heartbeat, status) "
+                "VALUES (?, ?, ?, ?, ?, 'running')",
                 (run_id, pid, host, now, now),
+            )
+            # Live output outlives its run a while, for followers catching up;
+            # the tasks' logs keep it for good.
+            db.execute(
+                "DELETE FROM run_output WHERE run_id IN "
+                "(SELECT run_id FROM runs WHERE finished < ?)",
+                (now - OUTPUT_KEPT_SECONDS,),
             )
 
     def heartbeat(self, run_id: str) -> None:
@@ -240,6 +315,7 @@ class SqliteIndex(Index):
                 (status, now, now, run_id),
             )
             db.execute("DELETE FROM leases WHERE run_id = ?", (run_id,))
+            db.execute("UPDATE runs SET version = version + 1 WHERE run_id = ?", (run_id,))
 
     def claim(self, task_ids: list[str], run_id: str, stale_after: float) -> dict[str, str]:
         held: dict[str, str] = {}
@@ -267,11 +343,22 @@ class SqliteIndex(Index):
                     [run_id, *chunk],
                 )
 
-    def record_tasks(self, run_id: str, rows: list[TaskRow]) -> None:
+    def record_tasks(
+        self, run_id: str, rows: list[TaskRow], output: Sequence[tuple[str, str]] = ()
+    ) -> None:
         with self._writing() as db:
+            db.execute("UPDATE runs SET version = version + 1 WHERE run_id = ?", (run_id,))
+            (version,) = db.execute(
+                "SELECT version FROM runs WHERE run_id = ?", (run_id,)
+            ).fetchone() or (0,)
             db.executemany(
-                "INSERT OR REPLACE INTO run_tasks VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [(run_id, *row) for row in rows],
+                f"INSERT OR REPLACE INTO run_tasks ({_TASK_COLUMNS}) "
+                f"VALUES (?, {schema.marks(list(TaskRow._fields))})",
+                [(run_id, *row._replace(version=version)) for row in rows],
+            )
+            db.executemany(
+                "INSERT INTO run_output (run_id, task_id, text) VALUES (?, ?, ?)",
+                [(run_id, key, text) for key, text in output],
             )
 
     def runs(self, run_ids: list[str] | None = None) -> list[RunRow]:
@@ -279,17 +366,37 @@ class SqliteIndex(Index):
             clause, args = "", []
             if run_ids is not None:
                 clause, args = f" WHERE run_id IN ({schema.marks(run_ids)})", list(run_ids)
-            runs = db.execute(
-                "SELECT run_id, pid, host, started, heartbeat, finished, status FROM runs"
-                f"{clause} ORDER BY started",
-                args,
-            ).fetchall()
+            runs = db.execute(f"{_SELECT_RUN}{clause} ORDER BY started", args).fetchall()
             tasks: dict[str, list[TaskRow]] = {}
             for run_id, *row in db.execute(
-                f"SELECT * FROM run_tasks{clause} ORDER BY started IS NULL, started", args
+                f"SELECT run_id, {_TASK_FIELDS} FROM run_tasks{clause} "
+                "ORDER BY started IS NULL, started",
+                args,
             ):
-                tasks.setdefault(run_id, []).append(tuple(row))
-        return [(*run, tasks.get(run[0], [])) for run in runs]
+                tasks.setdefault(run_id, []).append(_task_row(row))
+        return [RunRow._make((*run, tasks.get(run[0], []))) for run in runs]
+
+    def run_update(self, run_id: str, since: int, after_output: int) -> RunUpdate | None:
+        with self.reading() as db:
+            run = db.execute(f"{_SELECT_RUN} WHERE run_id = ?", (run_id,)).fetchone()
+            if run is None or run[-1] <= since:
+                return None if run is None else RunUpdate(RunRow._make((*run, [])), [])
+            tasks = [
+                _task_row(row)
+                for row in db.execute(
+                    f"SELECT {_TASK_FIELDS} FROM run_tasks WHERE run_id = ? AND version > ?",
+                    (run_id, since),
+                )
+            ]
+            output = db.execute(
+                "SELECT seq, task_id, text FROM run_output WHERE run_id = ? AND seq > ? "
+                "ORDER BY seq",
+                (run_id, after_output),
+            ).fetchall()
+        return RunUpdate(RunRow._make((*run, tasks)), output)
+
+    def run_folder(self) -> Path | None:
+        return None if self.path == ":memory:" else Path(self.path).parent / "runs"
 
     def request_cancel(self, run_id: str) -> bool:
         with self._writing() as db:
@@ -308,6 +415,7 @@ class SqliteIndex(Index):
             for chunk in schema.chunks(run_ids):
                 marks = schema.marks(chunk)
                 db.execute(f"DELETE FROM run_tasks WHERE run_id IN ({marks})", chunk)
+                db.execute(f"DELETE FROM run_output WHERE run_id IN ({marks})", chunk)
                 db.execute(f"DELETE FROM runs WHERE run_id IN ({marks})", chunk)
 
     def read_logs(self, task_id: str) -> str | None:

@@ -28,14 +28,14 @@ import sqlite3
 import threading
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from ..errors import StorageError
 from . import schema
 from .entry import IndexEntry
 from .fsspec_blobs import put, remove_quietly
-from .index import Index, RunRow, TaskRow
+from .index import Index, RunRow, RunUpdate, TaskRow
 
 GENERATION = "generation"
 INDEX_SUFFIX = ".json"
@@ -145,11 +145,16 @@ class ObjectIndex(Index):
     def release(self, task_ids: list[str], run_id: str) -> None:
         return None
 
-    def record_tasks(self, run_id: str, rows: list[TaskRow]) -> None:
+    def record_tasks(
+        self, run_id: str, rows: list[TaskRow], output: Sequence[tuple[str, str]] = ()
+    ) -> None:
         return None
 
     def runs(self, run_ids: list[str] | None = None) -> list[RunRow]:
         return []
+
+    def run_update(self, run_id: str, since: int, after_output: int) -> RunUpdate | None:
+        return None
 
     def request_cancel(self, run_id: str) -> bool:
         return False

@@ -11,9 +11,10 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .index import Index, RunRow
+from .index import Index, RunRow, TaskRow
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -38,6 +39,8 @@ class TaskRun:
     started: datetime | None
     finished: datetime | None
     error: str | None
+    root: bool = False
+    """Submitted by the user, not only a dependency of what was."""
 
     @property
     def duration_s(self) -> float | None:
@@ -116,27 +119,61 @@ class RunRecord:
         return f"run {self.id} {self.status}, started {self.started:%Y-%m-%d %H:%M:%S}: {counts}"
 
 
+TASKS_SUFFIX = ".tasks.pkl"
+"""A run's submitted tasks, cloudpickled, so a process that finds the run has them."""
+OUTPUT_SUFFIX = ".log"
+"""What the run process itself printed (labnb's warnings, a crash)."""
+
+
+def run_file(index: Index, run_id: str, suffix: str) -> Path | None:
+    folder = index.run_folder()
+    return None if folder is None else folder / f"{run_id}{suffix}"
+
+
+def forget_runs(index: Index, run_ids: list[str]) -> None:
+    """Delete these (ended) runs' records and files."""
+    index.forget_runs(run_ids)
+    for run_id in run_ids:
+        for suffix in (TASKS_SUFFIX, OUTPUT_SUFFIX):
+            path = run_file(index, run_id, suffix)
+            if path is not None:
+                path.unlink(missing_ok=True)
+
+
 def read_runs(index: Index, run_ids: list[str] | None = None) -> list[RunRecord]:
     now = time.time()
     return [_record(index, row, now) for row in index.runs(run_ids)]
 
 
-def _record(index: Index, row: RunRow, now: float) -> RunRecord:
-    run_id, pid, host, started, heartbeat, finished, status, tasks = row
-    if status == RUNNING and heartbeat < now - STALE_SECONDS:
-        status = LOST
-    return RunRecord(
-        id=run_id,
-        status=status,
-        started=_when(started) or datetime.now(timezone.utc),
-        finished=_when(finished),
-        pid=pid,
-        host=host,
-        tasks=tuple(
-            TaskRun(key, type_, label, task_status, _when(begun), _when(ended), error)
-            for key, type_, label, task_status, begun, ended, error in tasks
-        ),
-        _index=index,
+def run_status(row: RunRow, now: float | None = None) -> str:
+    """The run's status, ``lost`` for a running one whose heartbeat went stale."""
+    now = time.time() if now is None else now
+    if row.status == RUNNING and row.heartbeat < now - STALE_SECONDS:
+        return LOST
+    return row.status
+
+
+def task_run(row: TaskRow) -> TaskRun:
+    return TaskRun(
+        row.task_id,
+        row.type,
+        row.label,
+        row.status,
+        _when(row.started),
+        _when(row.finished),
+        row.error,
+        row.root,
     )
 
 
+def _record(index: Index, row: RunRow, now: float) -> RunRecord:
+    return RunRecord(
+        id=row.run_id,
+        status=run_status(row, now),
+        started=_when(row.started) or datetime.now(timezone.utc),
+        finished=_when(row.finished),
+        pid=row.pid,
+        host=row.host,
+        tasks=tuple(task_run(task) for task in row.tasks),
+        _index=index,
+    )

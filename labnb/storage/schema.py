@@ -18,7 +18,13 @@ Runs and leases live here too: ``runs`` (one row per run, with a heartbeat)
 and ``leases`` (which run is computing which task), so that a task a live run
 is computing is not started again by another process (``engine/claims.py``).
 
-Schema versions (``PRAGMA user_version``): 3 is this one; 2 had no runs or
+A run's record is also what viewers follow while it goes: each task row
+holds its live state (worker pid, progress, latest metrics), ``run_output``
+the text tasks print until their logs are committed, and ``runs.version``
+counts the run's updates, so a follower reads only what changed.
+
+Schema versions (``PRAGMA user_version``): 4 is this one; 3 had no live
+state (opening it adds the columns and ``run_output``); 2 had no runs or
 leases (opening it adds them); 0.1.0's index was a diskcache of pickled dicts
 (version 1, migrated by ``migrate.py``).
 """
@@ -33,7 +39,7 @@ from typing import Any
 
 from .entry import IndexEntry, Tracking
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 PARAMS = "params."
 METRICS = "metrics."
 ENTRY_COLUMNS = (
@@ -77,13 +83,19 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value);
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY, pid INTEGER NOT NULL, host TEXT NOT NULL, started REAL NOT NULL,
     heartbeat REAL NOT NULL, finished REAL, status TEXT NOT NULL,
-    cancel INTEGER NOT NULL DEFAULT 0
+    cancel INTEGER NOT NULL DEFAULT 0, version INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS run_tasks (
     run_id TEXT NOT NULL, task_id TEXT NOT NULL, type TEXT NOT NULL, label TEXT NOT NULL,
     status TEXT NOT NULL, started REAL, finished REAL, error TEXT,
+    root INTEGER NOT NULL DEFAULT 0, pid INTEGER, progress TEXT, metrics TEXT, failure TEXT,
+    version INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (run_id, task_id)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS run_output (
+    seq INTEGER PRIMARY KEY, run_id TEXT NOT NULL, task_id TEXT NOT NULL, text TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS run_output_by_run ON run_output (run_id, seq);
 CREATE TABLE IF NOT EXISTS leases (task_id TEXT PRIMARY KEY, run_id TEXT NOT NULL);
 INSERT OR IGNORE INTO meta VALUES ('generation', 0);
 """
@@ -93,11 +105,31 @@ CHUNK = 500
 """Ids per ``IN (...)`` list: well under SQLite's limit on bound variables."""
 
 
+_ADDED_COLUMNS = {
+    "runs": ("version INTEGER NOT NULL DEFAULT 0",),
+    "run_tasks": (
+        "root INTEGER NOT NULL DEFAULT 0",
+        "pid INTEGER",
+        "progress TEXT",
+        "metrics TEXT",
+        "failure TEXT",
+        "version INTEGER NOT NULL DEFAULT 0",
+    ),
+}
+"""Columns version 4 added to version 3's tables (``CREATE ... IF NOT EXISTS`` keeps old tables)."""
+
+
 def create(connection: sqlite3.Connection) -> None:
-    """Create the schema (idempotent; inside the caller's transaction, unlike ``executescript``)."""
+    """Create the schema, or bring an older one up to date (idempotent; inside
+    the caller's transaction, unlike ``executescript``)."""
     for statement in _CREATE.split(";"):
         if statement.strip():
             connection.execute(statement)
+    for table, columns in _ADDED_COLUMNS.items():
+        have = {row[1] for row in connection.execute(f"PRAGMA table_info({table})")}
+        for column in columns:
+            if column.split()[0] not in have:
+                connection.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
     connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 

@@ -1,0 +1,175 @@
+"""The run process: a run owned by a process of its own, not by the kernel that asked.
+
+``launch`` hands a ``RunOrder`` to a new process, detached from the caller's
+session and process group (a kernel restart, a SIGKILL of the kernel or a
+Ctrl-C in the terminal does not reach it). That process plans, drives the
+scheduler and the runner, commits results and keeps the run's record in the
+storage up to date (``running.Execution``); the caller follows the record
+(``follow.Follower``), as does any other process that finds the run.
+
+The process starts as a fork: of the caller when it has a single thread (a
+script), else of the multiprocessing forkserver (a kernel has threads), which
+has labnb imported already, so a run starts in milliseconds. It forks once
+more and the middle process exits, so the run process belongs to no one: the
+caller exiting normally leaves it running, and nothing waits for it at exit.
+Notebook-defined classes and the context travel once, cloudpickled in the order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+import signal
+import sys
+import traceback
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from typing import Any
+
+import cloudpickle
+
+from ..errors import LabnbError
+from ..intask.tracking import TrackingSetup
+from ..model.tasks import task_id
+from ..storage.runs import OUTPUT_SUFFIX, TASKS_SUFFIX, run_file
+
+START_SECONDS = 60.0
+"""How long a caller waits for the run process to record the run (it imports the
+tasks' modules first)."""
+
+
+class RunStartError(LabnbError, RuntimeError):
+    """The run process could not start the run (the reason is in the message)."""
+
+
+@dataclass
+class RunOrder:
+    """Everything a run process needs, sent once."""
+
+    run_id: str
+    storage: str
+    """The local storage's directory."""
+    runner: str
+    max_workers: int
+    continue_on_failure: bool
+    bust_cache: bool
+    tasks: bytes
+    """The submitted tasks, cloudpickled (also kept in the run's record)."""
+    context: bytes
+    tracking: TrackingSetup | None
+    cwd: str = field(default_factory=os.getcwd)
+    path: list[str] = field(default_factory=lambda: list(sys.path))
+    environment: dict[str, str] = field(default_factory=lambda: dict(os.environ))
+
+
+def launch(order: RunOrder) -> int:
+    """Start a run process for ``order``; returns its pid once the run is recorded.
+
+    Raises ``RunStartError`` with the run process's reason when it cannot start
+    (a task module it cannot import, a storage it cannot open).
+    """
+    from ..runners.process import main_module_hidden, start_context
+
+    context = start_context()
+    ours, theirs = context.Pipe()
+    middle = context.Process(target=_detach, args=(theirs,), name="labnb-run", daemon=False)
+    with main_module_hidden():
+        middle.start()
+    theirs.close()
+    try:
+        ours.send_bytes(cloudpickle.dumps(order, protocol=pickle.HIGHEST_PROTOCOL))
+        if not ours.poll(START_SECONDS):
+            raise RunStartError(f"the run process did not start within {START_SECONDS:.0f} s")
+        status, detail = ours.recv()
+    except (EOFError, OSError) as error:
+        raise RunStartError(f"the run process died before starting the run ({error})") from None
+    finally:
+        ours.close()
+        middle.join()
+    if status != "started":
+        raise RunStartError(detail)
+    return int(detail)
+
+
+def _detach(conn: Connection) -> None:
+    """In the middle process: leave the caller's session, fork the run process, exit."""
+    os.setsid()
+    if os.fork() != 0:
+        os._exit(0)
+    try:
+        _serve(conn)
+    finally:
+        os._exit(0)  # no multiprocessing clean-up: this process is nobody's child
+
+
+def _serve(conn: Connection) -> None:
+    order: RunOrder = pickle.loads(conn.recv_bytes())
+    try:
+        execution = _prepare(order)
+    except BaseException:
+        conn.send(("error", "the run could not start:\n" + traceback.format_exc()))
+        conn.close()
+        return
+
+    def recorded() -> None:
+        conn.send(("started", os.getpid()))
+        conn.close()
+
+    # SIGTERM (``kill``, a shutdown) stops the run as a cancel does: workers
+    # stopped, finished results kept, the record says how it ended.
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
+    with contextlib.suppress(KeyboardInterrupt):
+        execution.run(recorded)
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def _prepare(order: RunOrder) -> Any:
+    """The run's ``Execution``, planned here from the order."""
+    from ..runners.choice import make_runner
+    from ..storage import LocalStorage
+    from .execution import RunSetup
+    from .planning import make_plan
+    from .running import Execution
+
+    os.chdir(order.cwd)
+    os.environ.clear()
+    os.environ.update(order.environment)
+    sys.path[:] = order.path
+    storage = LocalStorage(order.storage)
+    _quiet_standard_streams(storage, order.run_id)
+    tasks_file = run_file(storage.index, order.run_id, TASKS_SUFFIX)
+    if tasks_file is not None:
+        tasks_file.write_bytes(order.tasks)
+    roots = pickle.loads(order.tasks)
+    plan = make_plan(roots, storage, order.bust_cache, decode_roots=False)
+    setup = RunSetup(pickle.loads(order.context), storage.writer(), order.tracking)
+    runner = make_runner(order.runner, order.max_workers)
+    root_ids = frozenset(task_id(task) for task in roots)
+    execution = Execution(
+        plan, storage, runner, setup, order.continue_on_failure, order.run_id, root_ids
+    )
+    return execution
+
+
+def _quiet_standard_streams(storage: Any, run_id: str) -> None:
+    """The run process outlives whatever terminal or kernel started it: its own
+    output (labnb's warnings, a crash) goes to a file of the storage instead,
+    ``runs/<run id>.log``."""
+    path = run_file(storage.index, run_id, OUTPUT_SUFFIX)
+    if path is None:
+        return
+    path.parent.mkdir(exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    out = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.dup2(out, 1)
+    os.dup2(out, 2)
+    os.close(null)
+    os.close(out)
