@@ -326,3 +326,11 @@ def test_logged_metrics_reach_the_run_state(make_lab):
     for task in tasks:
         metrics = run.state.records[labnb.task_id(task)].metrics
         assert metrics == {"loss": [(step, 1.0 / (step + 1)) for step in range(task.steps)]}
+
+
+def test_labtechs_ray_runner_backend_runs_on_the_ray_runner(ray_instance, tmp_path):
+    from labnb.runners.ray import RayRunner, RayRunnerBackend
+
+    lab = labnb.Lab(storage=tmp_path / "s", runner_backend=RayRunnerBackend(max_retries=1))
+    assert isinstance(lab.runner, RayRunner) and lab.runner.max_retries == 1
+    assert lab.run_task(Total(parts=[Square(x=1), Square(x=3)]), disable_progress=True) == 10
