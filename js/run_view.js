@@ -21,7 +21,13 @@ export const BLOCKING_NOTE =
   "This cell is running: buttons respond when it finishes. " +
   "Use the kernel's stop button to cancel.";
 
-const STATE_TEXT = { running: "Running", done: "Done", cancelled: "Cancelled", failed: "Failed" };
+const STATE_TEXT = {
+  running: "Running",
+  done: "Done",
+  cancelled: "Cancelled",
+  failed: "Failed",
+  lost: "Lost: its run process died",
+};
 const STATUS_TEXT = {
   running: "running",
   failed: "failed",
@@ -134,15 +140,24 @@ function render({ model, el, experimental }) {
     setText(stateBadge, STATE_TEXT[state] ?? state);
     stateBadge.dataset.state = state;
     root.dataset.state = state;
+    // A view cut off from its kernel shows what it last knew, and no live claims.
+    const live = root.dataset.disconnected !== "true";
     setText(
       counts,
       `${done}/${total} done \u00b7 ${loaded} loaded from cache \u00b7 ${failed} failed` +
-        (s.running ? ` \u00b7 ${s.running} running` : ""),
+        (s.running && live ? ` \u00b7 ${s.running} running` : ""),
     );
     const eta =
-      state === "running" && s.eta_s != null ? ` \u00b7 ETA ${formatDuration(s.eta_s)}` : "";
-    setText(times, `Elapsed ${formatDuration(s.elapsed_s)}${eta}`);
-    setDisabled(cancel, state !== "running");
+      live && state === "running" && s.eta_s != null
+        ? ` \u00b7 ETA ${formatDuration(s.eta_s)}`
+        : "";
+    const asOf = live ? "" : ` \u00b7 as of ${new Date().toLocaleTimeString()}`;
+    setText(times, `Elapsed ${formatDuration(s.elapsed_s)}${eta}${asOf}`);
+    setDisabled(cancel, !live || state !== "running");
+    if (!live) {
+      setText(stateBadge, "Disconnected");
+      stateBadge.dataset.state = "disconnected";
+    }
     blockingNote.hidden = !s.blocking;
   }
 
@@ -315,13 +330,8 @@ function render({ model, el, experimental }) {
   };
   const onStale = (stale) => {
     root.dataset.disconnected = stale ? "true" : "false";
-    if (stale) {
-      setDisabled(cancel, true);
-      setText(stateBadge, "Disconnected");
-      stateBadge.dataset.state = "disconnected";
-    } else {
-      updateSummary();
-    }
+    updateSummary();
+    for (const button of tbody.querySelectorAll("button")) setDisabled(button, stale);
   };
   const stopHeartbeat = watchHeartbeat(
     model,

@@ -305,9 +305,6 @@ def test_options_labnb_sets_itself_are_refused(ray_instance):
         RayRunner(max_retries=-1)
 
 
-@pytest.mark.skipif(
-    "ray" not in labnb.lab.RUNNERS, reason="needs the lab.py patch: runner='ray' -> RayRunner"
-)
 def test_runner_ray_by_name(ray_instance, tmp_path):
     from labnb.runners.ray import RayRunner
 

@@ -464,7 +464,13 @@ function createMetricsPanel() {
 
 // js/run_view.js
 var BLOCKING_NOTE = "This cell is running: buttons respond when it finishes. Use the kernel's stop button to cancel.";
-var STATE_TEXT = { running: "Running", done: "Done", cancelled: "Cancelled", failed: "Failed" };
+var STATE_TEXT = {
+  running: "Running",
+  done: "Done",
+  cancelled: "Cancelled",
+  failed: "Failed",
+  lost: "Lost: its run process died"
+};
 var STATUS_TEXT = {
   running: "running",
   failed: "failed",
@@ -564,13 +570,19 @@ function render({ model, el, experimental }) {
     setText(stateBadge, STATE_TEXT[state] ?? state);
     stateBadge.dataset.state = state;
     root.dataset.state = state;
+    const live = root.dataset.disconnected !== "true";
     setText(
       counts,
-      `${done}/${total} done \xB7 ${loaded} loaded from cache \xB7 ${failed} failed` + (s.running ? ` \xB7 ${s.running} running` : "")
+      `${done}/${total} done \xB7 ${loaded} loaded from cache \xB7 ${failed} failed` + (s.running && live ? ` \xB7 ${s.running} running` : "")
     );
-    const eta = state === "running" && s.eta_s != null ? ` \xB7 ETA ${formatDuration(s.eta_s)}` : "";
-    setText(times, `Elapsed ${formatDuration(s.elapsed_s)}${eta}`);
-    setDisabled(cancel, state !== "running");
+    const eta = live && state === "running" && s.eta_s != null ? ` \xB7 ETA ${formatDuration(s.eta_s)}` : "";
+    const asOf = live ? "" : ` \xB7 as of ${(/* @__PURE__ */ new Date()).toLocaleTimeString()}`;
+    setText(times, `Elapsed ${formatDuration(s.elapsed_s)}${eta}${asOf}`);
+    setDisabled(cancel, !live || state !== "running");
+    if (!live) {
+      setText(stateBadge, "Disconnected");
+      stateBadge.dataset.state = "disconnected";
+    }
     blockingNote.hidden = !s.blocking;
   }
   function updateTypes() {
@@ -717,13 +729,8 @@ function render({ model, el, experimental }) {
   };
   const onStale = (stale) => {
     root.dataset.disconnected = stale ? "true" : "false";
-    if (stale) {
-      setDisabled(cancel, true);
-      setText(stateBadge, "Disconnected");
-      stateBadge.dataset.state = "disconnected";
-    } else {
-      updateSummary();
-    }
+    updateSummary();
+    for (const button of tbody.querySelectorAll("button")) setDisabled(button, stale);
   };
   const stopHeartbeat = watchHeartbeat(
     model,
