@@ -6,14 +6,18 @@ fork from a process that has already imported it, so they start in milliseconds.
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import ctypes
 import os
 import pickle
+import select
 import signal
 import sys
 import threading
 import time
+from collections import deque
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -21,10 +25,14 @@ import cloudpickle
 import psutil
 
 from ..engine.execution import Failure, Job, Outcome, RunSetup, execute
+from ..intask.capture import ProcessStream
 from .base import Metric, Output, Progress, Started
 from .shipping import JobReceiver
 
 FLUSH_INTERVAL = 0.05
+MAX_PENDING = 64
+"""Chunks of output (at most ``FdCapture.READ_SIZE`` characters each) a worker
+holds before the writer itself waits for the Lab."""
 LAB_CHECK_SECONDS = 1.0
 PR_SET_PDEATHSIG = 1
 ORPHANED_EXIT = 70
@@ -40,19 +48,38 @@ THREAD_LIMIT_VARIABLES = (
 
 class _Channel:
     """The worker's side of the pipe: outcomes at once; output and progress in
-    batches every 50 ms (only the latest progress of a batch is sent; every metric is)."""
+    batches every 50 ms (only the latest progress of a batch is sent; every metric is).
+
+    Output waits in a deque that only a flush pops from, under ``_send_lock``:
+    an append and a pop are atomic, so nothing written while a flush runs is
+    lost. (A list swapped for a new one lost whatever was appended between
+    reading and replacing it: thousands of 300,000 printed lines.) Once
+    ``MAX_PENDING`` chunks wait, the writer flushes itself, so a flood waits
+    for the Lab instead of piling up in the worker's memory.
+    """
 
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
-        self._lock = threading.Lock()
-        self._pending: list[str] = []
+        self._send_lock = threading.Lock()
+        self._pending: deque[str] = deque()
         self._progress: Progress | None = None
-        self._metrics: list[Metric] = []
+        self._metrics: deque[Metric] = deque()
         self.task_id = ""
+        self.write: Callable[[str], object] = self.deliver
+        """Where the task's own text goes: the fd capture's stream, so that
+        logging and prints stay in order; ``deliver`` until there is one."""
+        self.before_flush: Callable[[], object] = lambda: None
         threading.Thread(target=self._flush_forever, daemon=True, name="labnb-output").start()
 
     def output(self, text: str) -> None:
+        self.write(text)
+
+    def deliver(self, text: str) -> None:
+        """Queue text for the Lab, as it is to appear in the task's log."""
         self._pending.append(text)
+        if len(self._pending) >= MAX_PENDING:
+            with contextlib.suppress(OSError):  # the Lab is gone; the worker exits soon
+                self.flush()
 
     def progress(self, n: int, total: int | None, desc: str | None) -> None:
         self._progress = Progress(self.task_id, n, total, desc)
@@ -73,31 +100,159 @@ class _Channel:
             data = pickle.dumps(
                 Outcome(event.task_id, event.started, event.finished, failure=failure)
             )
-        with self._lock:
+        with self._send_lock:
             self._flush_locked()
             self._conn.send_bytes(data)
 
+    def flush(self) -> None:
+        """Send what is pending now (output before progress and metrics, as written)."""
+        with self._send_lock:
+            self._flush_locked()
+
     def _flush_locked(self) -> None:
-        if self._pending:
-            text, self._pending = "".join(self._pending), []
+        pending, metrics = self._pending, self._metrics
+        if pending:
+            pop = pending.popleft
+            text = "".join([pop() for _ in range(len(pending))])
             self._conn.send_bytes(pickle.dumps(Output(self.task_id, text)))
-        if self._progress is not None:
-            progress, self._progress = self._progress, None
+        progress, self._progress = self._progress, None  # only the latest counts
+        if progress is not None:
             self._conn.send_bytes(pickle.dumps(progress))
-        if self._metrics:
-            metrics, self._metrics = self._metrics, []
-            for metric in metrics:
-                self._conn.send_bytes(pickle.dumps(metric))
+        while metrics:
+            self._conn.send_bytes(pickle.dumps(metrics.popleft()))
 
     def _flush_forever(self) -> None:
         while True:
             time.sleep(FLUSH_INTERVAL)
+            with contextlib.suppress(Exception):  # a task may have closed sys.stdout
+                self.before_flush()
             if self._pending or self._progress is not None or self._metrics:
                 try:
-                    with self._lock:
-                        self._flush_locked()
+                    self.flush()
                 except OSError:
                     return
+
+
+class FdCapture:
+    """File-descriptor level capture, as Sacred's "fd" mode: what a task's C
+    extensions, subprocesses and ``os.write`` calls write to fd 1 or 2 lands in
+    the task's log, not on the Lab's terminal.
+
+    fd 1 and fd 2 of this worker become the write end of one pipe, and
+    ``sys.stdout`` and ``sys.stderr`` one buffered text stream on it (a
+    ``ProcessStream``, which the in-task routers leave alone): a print is a
+    C-level buffered write, prints, logging and stderr keep their order, and a
+    bytes or int written raises plain Python's TypeError. A thread reads the
+    pipe and passes the text to the running task's channel, or to the worker's
+    original stderr between tasks. The stream is flushed every 50 ms (live
+    logs) and at the end of each task; between Python-level and fd-level
+    writes, order is as loose as plain Python's when its stdout is a file.
+    Text that is not UTF-8 is kept as backslash escapes, as Python's stderr
+    prints it.
+    """
+
+    READ_SIZE = 1 << 18
+
+    def __init__(self, channel: _Channel) -> None:
+        self._channel = channel
+        self._lock = threading.Lock()
+        self._active = False
+        self._decoder = codecs.getincrementaldecoder("utf-8")("backslashreplace")
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        self._saved_streams = (sys.stdout, sys.stderr)
+        self._saved_fds = (os.dup(1), os.dup(2))
+        read_end, write_end = os.pipe()
+        os.set_blocking(read_end, False)
+        os.dup2(write_end, 1)
+        os.dup2(write_end, 2)
+        os.close(write_end)
+        self._read_end = read_end
+        self.stream = ProcessStream(
+            open(1, "wb", buffering=1 << 16, closefd=False),  # noqa: SIM115 - lives with the worker
+            encoding="utf-8",
+            errors="backslashreplace",
+        )
+        sys.stdout = sys.stderr = self.stream
+        channel.write = self.stream.write
+        channel.before_flush = self.stream.flush
+        threading.Thread(target=self._read_forever, daemon=True, name="labnb-fd").start()
+
+    def start(self) -> None:
+        """From now on fd output belongs to the task that is starting."""
+        self._flush_streams()
+        with self._lock:
+            self._drain_locked()
+            self._active = True
+
+    def stop(self) -> None:
+        """Collect everything written to fd 1 and 2 so far (C stdio buffers too)
+        into the task that is ending: its log is complete before its outcome is sent."""
+        self._flush_streams()
+        with self._lock:
+            self._drain_locked()
+            tail = self._decoder.decode(b"", final=True)
+            if tail:
+                self._channel.deliver(tail)
+            self._active = False
+
+    def close(self) -> None:
+        """Give fd 1 and 2 back (the worker is ending: its own last words, such
+        as a traceback, must reach the terminal)."""
+        self._flush_streams()
+        with self._lock:
+            self._drain_locked()
+        os.dup2(self._saved_fds[0], 1)
+        os.dup2(self._saved_fds[1], 2)
+        sys.stdout, sys.stderr = self._saved_streams
+
+    def _flush_streams(self) -> None:
+        for stream in {id(s): s for s in (self.stream, sys.stdout, sys.stderr)}.values():
+            with contextlib.suppress(Exception):
+                stream.flush()
+        _flush_c_stdio()
+
+    def _drain_locked(self) -> None:
+        while True:
+            try:
+                data = os.read(self._read_end, self.READ_SIZE)
+            except BlockingIOError:
+                return
+            if not data:
+                return
+            if self._active:
+                self._channel.deliver(self._decoder.decode(data))
+            else:
+                _write_all(self._saved_fds[1], data)
+
+    def _read_forever(self) -> None:
+        poller = select.poll()
+        poller.register(self._read_end, select.POLLIN)
+        while True:
+            poller.poll()
+            try:
+                with self._lock:
+                    self._drain_locked()
+            except OSError:
+                return
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        try:
+            written = os.write(fd, view)
+        except OSError:
+            return  # nowhere left to show it: the Lab's terminal is gone
+        view = view[written:]
+
+
+def _flush_c_stdio() -> None:
+    """``fflush(NULL)``: C's stdout is block-buffered into a pipe, so a compiled
+    library's ``printf`` would otherwise surface only when the worker exits."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).fflush(None)
 
 
 def follow_lab(lab_pid: int) -> None:
@@ -159,6 +314,16 @@ def worker_main(
             exc, note="the run's context could not be loaded in a worker"
         )
     channel = _Channel(conn)
+    capture = FdCapture(channel)
+    try:
+        _serve(conn, channel, capture, setup)
+    finally:
+        capture.close()
+
+
+def _serve(
+    conn: Connection, channel: _Channel, capture: FdCapture, setup: RunSetup | Failure
+) -> None:
     receiver = JobReceiver()
     while True:
         try:
@@ -170,7 +335,12 @@ def worker_main(
         task_id, types_bytes, job_bytes = pickle.loads(message)
         channel.task_id = task_id
         channel.send(Started(task_id, os.getpid(), time.time()))
-        channel.send(_run(task_id, receiver, types_bytes, job_bytes, setup, channel))
+        capture.start()
+        try:
+            outcome = _run(task_id, receiver, types_bytes, job_bytes, setup, channel)
+        finally:
+            capture.stop()
+        channel.send(outcome)
 
 
 def _run(
@@ -189,4 +359,9 @@ def _run(
     except Exception as exc:
         failure = Failure.from_exception(exc, note="the task could not be loaded in a worker")
         return Outcome(task_id, now, now, failure=failure)
-    return execute(job, setup, channel, whole_process=True, ship=True)
+    try:
+        return execute(job, setup, channel, whole_process=True, ship=True)
+    except KeyboardInterrupt as exc:
+        # A worker ignores SIGINT (the Lab stops workers itself), so this came
+        # from the task's own code: its failure, not a dead worker.
+        return Outcome(task_id, now, time.time(), failure=Failure.from_exception(exc))

@@ -358,7 +358,7 @@ class SqliteIndex(Index):
             )
             db.executemany(
                 "INSERT INTO run_output (run_id, task_id, text) VALUES (?, ?, ?)",
-                [(run_id, key, text) for key, text in output],
+                [(run_id, key, schema.safe_text(text)) for key, text in output],
             )
 
     def runs(self, run_ids: list[str] | None = None) -> list[RunRow]:

@@ -1,0 +1,75 @@
+"""Task types for tests/test_nothing_lost.py; importable by worker processes."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import subprocess
+import sys
+
+import labnb
+
+
+@labnb.task
+class PrintsLines:
+    """Prints ``n`` numbered lines. A tiny thread switch interval makes the
+    worker's flushing thread run between any two of the task's bytecodes, so
+    a race between appending and flushing shows in every run, not one in ten."""
+
+    n: int
+
+    def run(self) -> int:
+        sys.setswitchinterval(1e-6)
+        try:
+            for line in range(self.n):
+                print(f"line {line}")
+        finally:
+            sys.setswitchinterval(0.005)
+        return self.n
+
+
+@labnb.task
+class PrintsOddName:
+    """Prints a lone surrogate, as printing a non-UTF-8 file name from os.listdir does."""
+
+    n: int = 0
+
+    def run(self) -> str:
+        name = b"caf\xe9.txt".decode("utf-8", "surrogateescape")
+        print(f"found {name}")
+        return name
+
+
+@labnb.task
+class WritesNonText:
+    what: str
+
+    def run(self) -> int:
+        value: object = b"raw bytes" if self.what == "bytes" else 42
+        sys.stdout.write(value)  # type: ignore[arg-type]
+        return 1
+
+
+@labnb.task
+class WritesBelowPython:
+    """Output that bypasses sys.stdout: fd writes, a subprocess, C's printf."""
+
+    n: int = 0
+
+    def run(self) -> int:
+        print("from print")
+        os.write(1, b"from os.write 1\n")
+        os.write(2, b"from os.write 2 \xff\n")
+        subprocess.run(["echo", "from a subprocess"], check=True)
+        libc = ctypes.CDLL(None)
+        libc.printf(b"from C printf %d\n", 7)  # stays in C's buffer until flushed
+        return 1
+
+
+@labnb.task
+class RaisesInterrupt:
+    n: int = 0
+
+    def run(self) -> None:
+        print("about to interrupt")
+        raise KeyboardInterrupt("raised by the task itself")
