@@ -17,6 +17,8 @@ Bad storages and unknown ids print a clear message and exit with status 2.
 from __future__ import annotations
 
 import argparse
+import re
+import sqlite3
 import sys
 from collections.abc import Sequence
 from datetime import datetime
@@ -45,11 +47,43 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.command(args)
     except CliError as error:
-        print(f"labnb: {error}", file=sys.stderr)
+        print(f"labnb: {safe_text(str(error))}", file=sys.stderr)
         return USAGE_ERROR
     except BrokenPipeError:  # `labnb ls ... | head`: the reader has seen enough
         sys.stderr.close()
         return 0
+    except (sqlite3.Error, OSError, LabnbError) as error:
+        # A storage that cannot be read as it is (read-only, a damaged index, files
+        # deleted under it): what is wrong with it in one line, not a traceback.
+        print(f"labnb: {safe_text(args.storage)}: {_storage_problem(error)}", file=sys.stderr)
+        return USAGE_ERROR
+
+
+def _storage_problem(error: BaseException) -> str:
+    text = safe_text(str(error) or type(error).__name__)
+    if isinstance(error, sqlite3.Error):
+        return f"its index (catalog.sqlite) cannot be read: {text}"
+    return f"cannot be read: {text}"
+
+
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+"""Control characters (all but newline and tab; ESC starts a terminal escape
+sequence) and the bidirectional overrides that make a terminal show text other
+than what is there."""
+_RETURNS = re.compile("\r\n?")
+
+
+def safe_text(text: str) -> str:
+    """Text from a storage (logs, parameters, type names: data, possibly hostile)
+    as it may reach a terminal: every control character shown as ``\\xNN``, so a
+    log cannot move the cursor, retitle the window or hide a line. A carriage
+    return (a progress bar redrawn in place, or a line written over) ends a line."""
+    return _UNSAFE.sub(_escape, _RETURNS.sub("\n", text))
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -164,6 +198,8 @@ def list_command(args: argparse.Namespace) -> int:
         table[column] = table[column].dt.strftime("%Y-%m-%d %H:%M:%S")
     cells = [column for column in table.columns if column not in TEXT_COLUMNS]
     table[cells] = table[cells].astype(object).map(_cell)
+    table["type"] = table["type"].astype(str).map(safe_text)
+    table.columns = [safe_text(str(column)) for column in table.columns]
     print(table.to_string(index=False))
     return 0
 
@@ -172,26 +208,27 @@ def _cell(value: object) -> str:
     """A parameter as a terminal cell: empty when missing, long values shortened."""
     if value is None or value is pd.NA or (isinstance(value, float) and value != value):
         return ""
-    text = str(value)
+    text = safe_text(str(value))
     return text if len(text) <= CELL_WIDTH else text[: CELL_WIDTH - 1] + "…"
 
 
 def show_command(args: argparse.Namespace) -> int:
     storage = open_storage(args.storage)
     entry = resolve(storage, args.id)
-    print(f"{entry.type}  {entry.task_id}")
+    print(f"{safe_text(entry.type)}  {entry.task_id}")
     for name, value in entry.params.items():
-        print(f"  {name} = {cell_value(value)!r}")
+        print(f"  {safe_text(name)} = {safe_text(repr(cell_value(value)))}")
     started, finished = (
         datetime.fromtimestamp(when).astimezone() for when in (entry.started, entry.finished)
     )
     print(f"started   {started:%Y-%m-%d %H:%M:%S %Z}")
     print(f"finished  {finished:%Y-%m-%d %H:%M:%S %Z}  ({entry.duration:.3f} s)")
     where = storage.blobs.location(entry.file) if storage.blobs is not None else entry.file
-    print(f"result    {entry.size} bytes, {entry.format}, {where}")
+    print(f"result    {entry.size} bytes, {safe_text(entry.format)}, {safe_text(str(where))}")
     logs = storage.read_logs(entry.task_id)
     print("logs:" if logs else "logs: (none)")
     if logs:
+        logs = safe_text(logs)
         print(logs, end="" if logs.endswith("\n") else "\n")
     return 0
 
