@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import pickle
 import sys
+import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -20,7 +21,7 @@ from .engine.run import LocalRun, RecordedRun, Run, attach_results, found_run
 from .engine.run_process import RunOrder, launch
 from .engine.running import Execution
 from .engine.state import CANCELLED, DONE, FAILED, RunState
-from .errors import NotATask, RunLost, TaskFailed
+from .errors import CacheWarning, NotATask, RunLost, TaskFailed
 from .intask.tracking import tracking_setup
 from .model.identity import decode
 from .model.tasks import attach_result_meta, is_task, meta_of, task_id, type_name_of
@@ -269,18 +270,45 @@ class Lab:
         """Every cached task of these types, rebuilt from the index alone.
 
         Entries written by an older definition of a type (other fields or
-        ``code_version``) rebuild to a different id and are left out.
+        ``code_version``) rebuild to a different id and are left out. So are
+        entries the current definition refuses (its ``__post_init__`` raises,
+        a value's type is gone), with a ``CacheWarning`` saying how many: a
+        new validation rule must not make the whole cache unlistable. Entries
+        that a class of the same name in another module computed are kept (a
+        moved class keeps its cache) with a ``CacheWarning`` naming the module.
         """
         by_name = {type_name_of(cls): cls for cls in task_types}
         tasks = []
+        refused: dict[str, tuple[int, str]] = {}
+        elsewhere: dict[str, set[str]] = {}
         for entry in self.catalog.entries(list(by_name)) if by_name else []:
             cls = by_name[entry.type]
             try:
                 task = cls(**{name: decode(value) for name, value in entry.params.items()})
-            except (TypeError, LookupError):
+            except Exception as exc:
+                count, _ = refused.get(entry.type, (0, ""))
+                refused[entry.type] = (count + 1, f"{type(exc).__name__}: {exc}")
                 continue
             if task_id(task) == entry.task_id:
                 tasks.append(task)
+                if entry.module and entry.module != meta_of(cls).module:
+                    elsewhere.setdefault(entry.type, set()).add(entry.module)
+        for name, (count, last) in refused.items():
+            warnings.warn(
+                f"cached_tasks left out {count} cached {name} entr{'y' if count == 1 else 'ies'} "
+                f"that the current definition of {name} refuses (last: {last})",
+                CacheWarning,
+                stacklevel=2,
+            )
+        for name, modules in elsewhere.items():
+            warnings.warn(
+                f"cached {name} entries were computed by {name} of another module "
+                f"({', '.join(sorted(modules))}), not {meta_of(by_name[name]).module}.{name}: "
+                "the same name and parameters give the same ids; if it is another task, "
+                "rename one of them or give it a code_version",
+                CacheWarning,
+                stacklevel=2,
+            )
         return tasks
 
     def uncache_tasks(self, tasks: Iterable[Any]) -> int:
