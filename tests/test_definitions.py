@@ -64,3 +64,43 @@ def test_cached_tasks_warns_about_an_entry_from_another_module(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert lab.cached_tasks([Square]) == [Square(x=3)]  # its own module: no warning
+
+
+@labnb.task
+class Link:
+    previous: object
+    n: int
+
+    def run(self) -> int:
+        return 1 if self.previous is None else self.previous.result + 1
+
+
+def test_a_chain_of_10000_dependent_tasks_is_hashed_and_planned(tmp_path):
+    """Ids and planning once recursed one Python frame per dependency: a chain
+    of 300 raised RecursionError."""
+    from labnb.engine.planning import make_plan
+    from labnb.storage import open_storage
+
+    links = [Link(previous=None, n=0)]
+    for n in range(1, 10_000):
+        links.append(Link(previous=links[-1], n=n))
+    head = links[-1]
+    assert len({labnb.task_id(link) for link in links}) == 10_000
+    rebuilt = Link(previous=None, n=0)
+    for n in range(1, 10_000):
+        rebuilt = Link(previous=rebuilt, n=n)
+    assert labnb.task_id(rebuilt) == labnb.task_id(head) and rebuilt == head
+    plan = make_plan([head], open_storage(tmp_path / "s"), bust_cache=False)
+    assert [node.key for node in plan.nodes] == [labnb.task_id(link) for link in links]
+    assert plan.nodes[5].dependencies == (labnb.task_id(links[4]),)
+
+
+def test_a_cycle_is_still_named_by_the_iterative_walk(tmp_path):
+    from labnb.engine.planning import make_plan
+    from labnb.storage import open_storage
+
+    first = Link(previous=None, n=0)
+    second = Link(previous=first, n=1)
+    object.__setattr__(first, "previous", second)  # only by mutating a frozen task
+    with pytest.raises(labnb.CycleError, match="Link -> Link -> Link"):
+        make_plan([second], open_storage(tmp_path / "s"), bust_cache=False)

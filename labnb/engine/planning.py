@@ -8,7 +8,7 @@ come first, for the scheduler.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,30 +36,34 @@ class Plan:
 
 
 def check_acyclic(roots: Sequence[Any]) -> None:
-    """Walk by object identity: a cycle would make id computation recurse forever."""
+    """Walk by object identity: a cycle would make id computation loop forever.
+
+    Iterative (a stack of dependency iterators, not recursion), so a chain of
+    10,000 dependent tasks is walked like any other graph."""
     done: set[int] = set()
-    path: list[Any] = []
-    on_path: set[int] = set()
-
-    def visit(task: Any) -> None:
-        if id(task) in done:
-            return
-        if id(task) in on_path:
-            loop = [*path[path.index(task) :], task]
-            raise CycleError(
-                "tasks depend on each other in a cycle: "
-                + " -> ".join(type(item).__qualname__ for item in loop)
-            )
-        path.append(task)
-        on_path.add(id(task))
-        for dependency in dependencies_of(task):
-            visit(dependency)
-        path.pop()
-        on_path.discard(id(task))
-        done.add(id(task))
-
     for root in roots:
-        visit(root)
+        if id(root) in done:
+            continue
+        path: list[Any] = [root]
+        on_path: set[int] = {id(root)}
+        pending: list[Iterator[Any]] = [iter(dependencies_of(root))]
+        while pending:
+            dependency = next(pending[-1], None)
+            if dependency is None:
+                pending.pop()
+                finished = path.pop()
+                on_path.discard(id(finished))
+                done.add(id(finished))
+            elif id(dependency) in on_path:
+                loop = [*path[path.index(dependency) :], dependency]
+                raise CycleError(
+                    "tasks depend on each other in a cycle: "
+                    + " -> ".join(type(item).__qualname__ for item in loop)
+                )
+            elif id(dependency) not in done:
+                path.append(dependency)
+                on_path.add(id(dependency))
+                pending.append(iter(dependencies_of(dependency)))
 
 
 def make_plan(
@@ -84,14 +88,27 @@ def _make_plan(
     # The roots' entries in one query: most lookups of a rerun are roots.
     known = {} if bust_cache else storage.lookup_many(root_ids)
 
-    def visit(task: Any) -> None:
+    # Depth first, dependencies before dependents, with an explicit stack: a
+    # chain of 10,000 dependent tasks must not hit Python's recursion limit.
+    stack: list[tuple[Any, bool]] = [(root, False) for root in reversed(roots)]
+    while stack:
+        task, finishing = stack.pop()
         key = task_id(task)
+        if finishing:
+            meta = meta_of(task)
+            dependencies = tuple(
+                dict.fromkeys(
+                    task_id(dep) for dep in dependencies_of(task) if task_id(dep) not in plan.loaded
+                )
+            )
+            plan.nodes.append(Node(key, dependencies, meta.type_name, meta.max_parallel))
+            continue
         seen = plan.instances.setdefault(key, [])
         if any(item is task for item in seen):
-            return
+            continue
         seen.append(task)
         if key in plan.tasks:
-            return
+            continue
         plan.tasks[key] = task
         if not bust_cache and meta_of(task).format is not None:
             entry = known[key] if key in known else storage.lookup(key)
@@ -100,19 +117,9 @@ def _make_plan(
                 plan.loaded[key], run_id = found
                 if run_id:
                     plan.run_ids[key] = run_id
-                return
-        for dependency in dependencies_of(task):
-            visit(dependency)
-        meta = meta_of(task)
-        dependencies = tuple(
-            dict.fromkeys(
-                task_id(dep) for dep in dependencies_of(task) if task_id(dep) not in plan.loaded
-            )
-        )
-        plan.nodes.append(Node(key, dependencies, meta.type_name, meta.max_parallel))
-
-    for root in roots:
-        visit(root)
+                continue
+        stack.append((task, True))
+        stack.extend((dependency, False) for dependency in reversed(dependencies_of(task)))
     return plan
 
 

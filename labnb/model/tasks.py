@@ -285,11 +285,39 @@ def normalise(value: Any, owner: str, field: str) -> Any:
 def _task_id(self: Any) -> str:
     cached = self.__dict__.get("_labnb_id")
     if cached is None:
-        meta = self._labnb_meta
-        params = {name: encode(getattr(self, name)) for name in meta.fields}
-        cached = hash_identity(meta.type_name, meta.code_version, params)
-        self.__dict__["_labnb_id"] = cached
+        _compute_ids(self)
+        cached = self.__dict__["_labnb_id"]
     return cached
+
+
+def _compute_ids(root: Any) -> None:
+    """Give ``root`` and every nested task without one its id, dependencies first.
+
+    A task's id hashes its dependencies' ids, so computing it recursively went
+    one Python frame per level: a chain of 300 dependent tasks hit the
+    recursion limit. This walk keeps its own stack. A dependency cycle (only
+    possible by mutating frozen tasks) raises RecursionError, which planning
+    turns into a CycleError naming the loop.
+    """
+    stack: list[tuple[Any, bool]] = [(root, False)]
+    in_progress: set[int] = set()
+    while stack:
+        task, finishing = stack.pop()
+        if "_labnb_id" in task.__dict__:
+            continue
+        if finishing:
+            meta = task._labnb_meta
+            params = {name: encode(getattr(task, name)) for name in meta.fields}
+            task.__dict__["_labnb_id"] = hash_identity(meta.type_name, meta.code_version, params)
+            in_progress.discard(id(task))
+            continue
+        if id(task) in in_progress:
+            raise RecursionError(f"{type(task).__qualname__} depends on itself")
+        in_progress.add(id(task))
+        stack.append((task, True))
+        stack.extend(
+            (dep, False) for dep in task._labnb_dependencies if "_labnb_id" not in dep.__dict__
+        )
 
 
 def _stored(self: Any) -> dict[str, Any]:
