@@ -132,8 +132,8 @@ class Lab:
         """
         tasks = _check_tasks(tasks)
         plan = make_plan(tasks, self.storage, bust_cache)
-        order = self._order(tasks, plan, bust_cache)
-        if order is None:
+        ordered = self._order(tasks, plan, bust_cache)
+        if ordered is None:
             execution = self._execution(plan)
             with _display(execution.state, self._in_notebook(), self.storage, disable_progress):
                 execution.run()
@@ -143,7 +143,8 @@ class Lab:
             payloads = execution.payloads
             values = {key: payload.value for key, payload in payloads.items()}
         else:
-            launch(order)
+            order, context = ordered
+            launch(order, context)
             run = RecordedRun(order.run_id, self.storage, tasks, plan)
             notebook = self._in_notebook()
             with _display(run.state, notebook, self.storage, disable_progress, run.id):
@@ -176,10 +177,11 @@ class Lab:
         """
         tasks = _check_tasks(tasks)
         plan = make_plan(tasks, self.storage, bust_cache)
-        order = self._order(tasks, plan, bust_cache)
-        if order is None:
+        ordered = self._order(tasks, plan, bust_cache)
+        if ordered is None:
             return LocalRun(tasks, self._execution(plan))
-        launch(order)
+        order, context = ordered
+        launch(order, context)
         return RecordedRun(order.run_id, self.storage, tasks, plan)
 
     def _execution(self, plan: Plan) -> Execution:
@@ -187,12 +189,14 @@ class Lab:
         setup = RunSetup(self.context, self.storage.writer(), tracking_setup(to_run))
         return Execution(plan, self.storage, self.runner, setup, self.continue_on_failure)
 
-    def _order(self, tasks: list[Any], plan: Plan, bust_cache: bool) -> RunOrder | None:
-        """What a run process needs to own this run, or None when it must run here:
-        nothing to compute, results that would not be cached (they could not come
-        back), a storage that keeps no run records, a Ray or custom runner (they
-        hold state of this process), or a context that does not pickle."""
-        root = getattr(self.storage, "path", None)
+    def _order(
+        self, tasks: list[Any], plan: Plan, bust_cache: bool
+    ) -> tuple[RunOrder, bytes] | None:
+        """What a run process needs to own this run (and the context, pickled), or
+        None when it must run here: nothing to compute, results that would not be
+        cached (they could not come back), a storage that keeps no run records, a
+        Ray or custom runner (they hold this process's state), or a context that
+        does not pickle."""
         if (
             not plan.nodes
             or not isinstance(self.storage, LocalStorage)
@@ -206,17 +210,17 @@ class Lab:
         except Exception:
             return None
         to_run = [plan.tasks[node.key] for node in plan.nodes]
-        return RunOrder(
+        order = RunOrder(
             run_id=new_run_id(),
-            storage=str(root),
+            storage=str(self.storage.path),
             runner=self._runner_name,
             max_workers=self.max_workers,
             continue_on_failure=self.continue_on_failure,
             bust_cache=bust_cache,
             tasks=shipped,
-            context=context,
             tracking=tracking_setup(to_run),
         )
+        return order, context
 
     def _in_notebook(self) -> bool:
         """Widgets need a kernel: ``notebook=True`` elsewhere (a script, pytest) means text."""

@@ -31,8 +31,14 @@ class RunSetup:
     """What every task of one run shares; sent to each worker once."""
 
     context: Any = None
+    """The Lab's context, or a ``Payload`` of its pickle (a run process passes the
+    bytes it was sent on to its workers, never decoding and encoding it again)."""
     writer: PayloadWriter | None = None
     tracking: TrackingSetup | None = None
+
+    def task_context(self) -> Any:
+        """The context itself, decoded on first use in this process."""
+        return self.context.value if isinstance(self.context, Payload) else self.context
 
 
 @dataclass
@@ -106,7 +112,7 @@ def execute(
     task = job.task
     for dependency in dependencies_of(task):
         attach_result(dependency, job.dependencies[task_id(dependency)])
-    attach_context(task, setup.context)
+    attach_context(task, setup.task_context())
     writer = setup.writer
     artifacts = None if writer is None else (lambda: writer.artifacts_folder(job.task_id))
     recorder = Recorder(channel, artifacts, meta_of(task).mlflow_run)

@@ -27,7 +27,7 @@ from typing import Any
 from ..errors import TaskFailed
 from ..model.formats import Payload
 from ..model.tasks import attach_result, dependencies_of, meta_of, task_id
-from ..storage import Storage
+from ..storage import CorruptEntry, IndexEntry, Storage
 from ..storage.runs import TASKS_SUFFIX, RunRecord, read_runs, run_file
 from .follow import Follower
 from .planning import Plan
@@ -252,7 +252,7 @@ class RecordedRun(Run):
         known = dict(plan.tasks) if plan is not None else _walk(tasks)
         self._follower = Follower(storage.index, run_id, known)
         self._follower.poll()
-        self._results: dict[str, Any] = {}
+        self._payloads: dict[str, Payload] = {}
         self._ended_event = threading.Event()
         if self._follower.status == RUNNING:
             threading.Thread(target=self._follow, name="labnb-follow", daemon=True).start()
@@ -306,14 +306,29 @@ class RecordedRun(Run):
         """Every task object this process has gets its ``.result`` (read on first access)."""
         plan = self._plan
         instances = plan.instances if plan is not None else {task_id(t): [t] for t in self.tasks}
-        entries = self.storage.lookup_many(list(instances))
-        for key, entry in entries.items():
-            fmt = meta_of(instances[key][0]).format
-            if fmt is None or entry.format != fmt.name:
-                continue
-            payload = Payload(fmt, read=functools.partial(self.storage.read, entry))
+        for key, payload in self._payloads_of({k: v[0] for k, v in instances.items()}).items():
             for instance in instances[key]:
                 attach_result(instance, payload)
+
+    def _payloads_of(self, tasks: dict[str, Any]) -> dict[str, Payload]:
+        """The cached results of these tasks (by id), as payloads read on first use."""
+        missing = [key for key in tasks if key not in self._payloads]
+        for key, entry in self.storage.lookup_many(missing).items():
+            fmt = meta_of(tasks[key]).format
+            if fmt is not None and entry.format == fmt.name:
+                self._payloads[key] = Payload(fmt, read=functools.partial(self._read, entry))
+        return {key: self._payloads[key] for key in tasks if key in self._payloads}
+
+    def _read(self, entry: IndexEntry) -> bytes:
+        """The entry's payload; if another process replaced the entry meanwhile (a
+        ``bust_cache`` run of the same task), the one that replaced it."""
+        try:
+            return self.storage.read(entry)
+        except CorruptEntry:
+            newer = self.storage.lookup(entry.task_id)
+            if newer is None or newer.file == entry.file:
+                raise
+            return self.storage.read(newer)
 
     def wait(self, timeout: float | None = None) -> bool:
         return self._ended_event.wait(timeout)
@@ -331,12 +346,8 @@ class RecordedRun(Run):
         (read from the storage, so from any process)."""
         finished = {key for key, record in self.state.items() if record.status in (DONE, LOADED)}
         wanted = {task_id(task): task for task in self.tasks if task_id(task) in finished}
-        missing = [key for key in wanted if key not in self._results]
-        for key, entry in self.storage.lookup_many(missing).items():
-            fmt = meta_of(wanted[key]).format
-            if fmt is not None and entry.format == fmt.name:
-                self._results[key] = Payload(fmt, data=self.storage.read(entry)).value
-        return {task: self._results[key] for key, task in wanted.items() if key in self._results}
+        payloads = self._payloads_of(wanted)
+        return {task: payloads[key].value for key, task in wanted.items() if key in payloads}
 
     def cancel(self) -> bool:
         """Ask the run process to stop (it does within a second); finished results stay."""

@@ -31,6 +31,7 @@ import cloudpickle
 
 from ..errors import LabnbError
 from ..intask.tracking import TrackingSetup
+from ..model.formats import Payload, PickleFormat
 from ..model.tasks import task_id
 from ..storage.runs import OUTPUT_SUFFIX, TASKS_SUFFIX, run_file
 
@@ -55,30 +56,32 @@ class RunOrder:
     continue_on_failure: bool
     bust_cache: bool
     tasks: bytes
-    """The submitted tasks, cloudpickled (also kept in the run's record)."""
-    context: bytes
+    """The submitted tasks, cloudpickled (also kept beside the run's record)."""
     tracking: TrackingSetup | None
     cwd: str = field(default_factory=os.getcwd)
     path: list[str] = field(default_factory=lambda: list(sys.path))
     environment: dict[str, str] = field(default_factory=lambda: dict(os.environ))
 
 
-def launch(order: RunOrder) -> int:
-    """Start a run process for ``order``; returns its pid once the run is recorded.
+def launch(order: RunOrder, context: bytes) -> int:
+    """Start a run process for ``order`` and the Lab's ``context`` (pickled); returns
+    its pid once the run is recorded. The context goes as a message of its own:
+    pickled once in the caller, never copied into another pickle.
 
     Raises ``RunStartError`` with the run process's reason when it cannot start
     (a task module it cannot import, a storage it cannot open).
     """
     from ..runners.process import main_module_hidden, start_context
 
-    context = start_context()
-    ours, theirs = context.Pipe()
-    middle = context.Process(target=_detach, args=(theirs,), name="labnb-run", daemon=False)
+    starter = start_context()
+    ours, theirs = starter.Pipe()
+    middle = starter.Process(target=_detach, args=(theirs,), name="labnb-run", daemon=False)
     with main_module_hidden():
         middle.start()
     theirs.close()
     try:
         ours.send_bytes(cloudpickle.dumps(order, protocol=pickle.HIGHEST_PROTOCOL))
+        ours.send_bytes(context)
         if not ours.poll(START_SECONDS):
             raise RunStartError(f"the run process did not start within {START_SECONDS:.0f} s")
         status, detail = ours.recv()
@@ -105,8 +108,9 @@ def _detach(conn: Connection) -> None:
 
 def _serve(conn: Connection) -> None:
     order: RunOrder = pickle.loads(conn.recv_bytes())
+    context = conn.recv_bytes()
     try:
-        execution = _prepare(order)
+        execution = _prepare(order, context)
     except BaseException:
         conn.send(("error", "the run could not start:\n" + traceback.format_exc()))
         conn.close()
@@ -128,7 +132,7 @@ def _interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
-def _prepare(order: RunOrder) -> Any:
+def _prepare(order: RunOrder, context: bytes) -> Any:
     """The run's ``Execution``, planned here from the order."""
     from ..runners.choice import make_runner
     from ..storage import LocalStorage
@@ -147,7 +151,8 @@ def _prepare(order: RunOrder) -> Any:
         tasks_file.write_bytes(order.tasks)
     roots = pickle.loads(order.tasks)
     plan = make_plan(roots, storage, order.bust_cache, decode_roots=False)
-    setup = RunSetup(pickle.loads(order.context), storage.writer(), order.tracking)
+    packed = Payload(PickleFormat(), data=context)  # decoded only where a task runs
+    setup = RunSetup(packed, storage.writer(), order.tracking)
     runner = make_runner(order.runner, order.max_workers)
     root_ids = frozenset(task_id(task) for task in roots)
     execution = Execution(
