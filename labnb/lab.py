@@ -434,13 +434,12 @@ def _display(
     if notebook:
         from .display.widgets import RunView
 
-        state.blocking = True
-        view = RunView(state, storage=storage, run_id=run_id)
+        view = RunView(state, storage=storage, run_id=run_id, blocking=True)
         handle = view.show()
         try:
             yield
         finally:
-            state.blocking = False
+            view.blocking = False
             view.refresh()
             # Again, so the plain-text fallback (nbconvert, no widgets) shows the end state.
             if handle is not None:

@@ -231,10 +231,13 @@ class RunView(LiveView):
         cancel: Callable[[], object] | None = None,
         storage: Any = None,
         run_id: str | None = None,
+        blocking: bool = False,
         **kwargs: Any,
     ) -> None:
         """``run_id``: the run is owned by a run process and recorded under this id,
-        so it outlives this kernel and can be found again (``lab.runs()``)."""
+        so it outlives this kernel and can be found again (``lab.runs()``).
+        ``blocking``: the kernel waits for the run in this cell, so clicks wait too."""
+        self.blocking = blocking
         self._state = state
         self._cancel_run = cancel
         self._run_id = run_id
@@ -322,7 +325,7 @@ class RunView(LiveView):
             "elapsed_s": round(elapsed, 1),
             "eta_s": None if eta is None else round(eta, 1),
             "state": state.outcome,
-            "blocking": state.blocking,
+            "blocking": self.blocking,
             "run_id": self._run_id,
         }
 

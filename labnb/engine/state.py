@@ -66,7 +66,6 @@ class RunState:
         self.started_at = time.time()
         self.finished_at: float | None = None
         self.outcome = RUNNING
-        self.blocking = False
         self.listeners: list[Listener] = []
 
     def started(self, key: str, pid: int, when: float) -> None:

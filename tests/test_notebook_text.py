@@ -1,0 +1,57 @@
+"""The text a notebook saves for a run's widget is the run's latest state, not its
+first moment: a reopened notebook (or nbviewer, which cannot draw widgets) shows
+how the run ended. Executed with nbclient on a real kernel, as JupyterLab would."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+from ipykernel.kernelspec import write_kernel_spec
+from jupyter_client.kernelspec import KernelSpecManager
+from jupyter_client.manager import KernelManager
+from nbclient import NotebookClient
+
+pytestmark = pytest.mark.timeout(300)
+
+CELLS = [
+    """
+import time
+import labnb
+
+@labnb.task
+class Nap:
+    n: int
+
+    def run(self):
+        time.sleep(0.3)
+        return self.n
+
+lab = labnb.Lab(storage="storage", max_workers=2)
+run = lab.submit([Nap(n=n) for n in range(6)])
+""",
+    "run",
+    "run.wait(120); time.sleep(1.5)  # the widget's last update reaches the notebook",
+]
+
+
+def test_the_saved_text_of_a_run_widget_is_how_the_run_ended(tmp_path: Path):
+    kernels = tmp_path / "kernels"
+    write_kernel_spec(str(kernels / "python3"))
+    argv = json.loads((kernels / "python3" / "kernel.json").read_text())["argv"]
+    assert argv[0] == sys.executable
+    specs = KernelSpecManager(kernel_dirs=[str(kernels)], ensure_native_kernel=False)
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in CELLS])
+    NotebookClient(
+        notebook,
+        km=KernelManager(kernel_name="python3", kernel_spec_manager=specs),
+        timeout=180,
+        resources={"metadata": {"path": str(tmp_path)}},
+    ).execute()
+    (shown,) = notebook.cells[1].outputs
+    assert "application/vnd.jupyter.widget-view+json" in shown["data"]  # the live widget
+    text = shown["data"]["text/plain"]
+    assert text.startswith("labnb run (done): 6 done, 0 loaded, 0 failed, 0 running of 6"), text
