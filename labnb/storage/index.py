@@ -87,6 +87,21 @@ def _task_row(row: tuple[object, ...] | list[object]) -> TaskRow:
     return task._replace(root=bool(task.root))
 
 
+def _use_wal(db: sqlite3.Connection) -> None:
+    """Switch to WAL mode, waiting for other processes as for any lock: SQLite
+    answers "database is locked" at once (no busy handler) when several
+    connections switch a new database at the same moment."""
+    deadline = time.monotonic() + BUSY_SECONDS
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
 class Index(ABC):
     """Entries and logs of one storage."""
 
@@ -217,7 +232,7 @@ class SqliteIndex(Index):
                 self.path, timeout=BUSY_SECONDS, isolation_level=None, check_same_thread=False
             )
             if self.path != ":memory:":
-                db.execute("PRAGMA journal_mode = WAL")
+                _use_wal(db)
                 db.execute("PRAGMA synchronous = NORMAL")
             self._db = db
         return self._db
