@@ -158,7 +158,7 @@ class Lab:
             state, first_failure = run.state, run.first_failure()
             failures = run.failures
             values = {task_id(task): value for task, value in run.results.items()}
-        _attach_result_metas(tasks, self.storage, state)
+        _attach_result_metas(tasks, plan, state)
         if first_failure is not None and not self.continue_on_failure:
             raise first_failure
         if failures:
@@ -388,20 +388,17 @@ def _check_tasks(tasks: Iterable[Any]) -> list[Any]:
     return tasks
 
 
-def _attach_result_metas(tasks: list[Any], storage: Storage, state: RunState) -> None:
-    """Give each task its ``result_meta``: when its result was computed and how long it took.
-
-    A cached entry knows that even when the result was loaded, not run; a
-    task that is never cached (``cache=None``) has only this run's timings.
-    """
-    entries = storage.lookup_many(task_id(task) for task in tasks)
+def _attach_result_metas(tasks: list[Any], plan: Plan, state: RunState) -> None:
+    """Give each task its ``result_meta``: when its result was computed and how long it took
+    (a loaded result's from its cache entry, a computed one's from this run)."""
     for task in tasks:
-        entry = entries.get(task_id(task))
-        record = state.records.get(task_id(task))
-        if entry is not None:
-            attach_result_meta(task, entry.started, entry.finished)
-        elif record is not None and record.finished is not None:
-            attach_result_meta(task, record.started, record.finished)
+        key = task_id(task)
+        timing = plan.timings.get(key)
+        record = state.records.get(key)
+        if timing is None and record is not None and record.finished is not None:
+            timing = (record.started or record.finished, record.finished)
+        if timing is not None:
+            attach_result_meta(task, *timing)
 
 
 def _wait_or_stop(run: RecordedRun) -> None:

@@ -33,6 +33,8 @@ class Plan:
     nodes: list[Node] = field(default_factory=list)
     run_ids: dict[str, str] = field(default_factory=dict)
     """mlflow run ids of loaded tasks that were mlflow runs."""
+    timings: dict[str, tuple[float, float]] = field(default_factory=dict)
+    """When loaded tasks' results were computed: (started, finished)."""
 
 
 def check_acyclic(roots: Sequence[Any]) -> None:
@@ -85,8 +87,10 @@ def _make_plan(
 ) -> Plan:
     plan = Plan()
     root_ids = {task_id(root) for root in roots}
-    # The roots' entries in one query: most lookups of a rerun are roots.
+    # Entries are read in batches: the roots' in one query (most lookups of a
+    # rerun are roots), then, for each task that must run, its dependencies'.
     known = {} if bust_cache else storage.lookup_many(root_ids)
+    asked = set(root_ids)
 
     # Depth first, dependencies before dependents, with an explicit stack: a
     # chain of 10,000 dependent tasks must not hit Python's recursion limit.
@@ -111,15 +115,21 @@ def _make_plan(
             continue
         plan.tasks[key] = task
         if not bust_cache and meta_of(task).format is not None:
-            entry = known[key] if key in known else storage.lookup(key)
+            entry = known.get(key) if key in asked else storage.lookup(key)
             found = load_cached(storage, task, entry, decode=decode_roots and key in root_ids)
-            if found is not None:
+            if found is not None and entry is not None:
                 plan.loaded[key], run_id = found
+                plan.timings[key] = (entry.started, entry.finished)
                 if run_id:
                     plan.run_ids[key] = run_id
                 continue
         stack.append((task, True))
-        stack.extend((dependency, False) for dependency in reversed(dependencies_of(task)))
+        dependencies = dependencies_of(task)
+        if not bust_cache:
+            new = [k for k in dict.fromkeys(map(task_id, dependencies)) if k not in asked]
+            known.update(storage.lookup_many(new))
+            asked.update(new)
+        stack.extend((dependency, False) for dependency in reversed(dependencies))
     return plan
 
 
