@@ -8,8 +8,8 @@ whole migration.
 """
 
 from . import cache, exceptions, types
+from .engine.handles import Run
 from .engine.planning import CycleError
-from .engine.run import Run
 from .errors import CacheWarning, LabError, LabnbError, StorageError, TaskError, TaskFailed
 from .intask.progress_api import progress
 from .intask.recording import log_artifact, log_features, log_metric, log_model, log_param

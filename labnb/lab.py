@@ -15,11 +15,11 @@ import cloudpickle
 from .display.progress import TextProgress
 from .engine.claims import new_run_id
 from .engine.cpus import available_cpus
-from .engine.execution import RunSetup
+from .engine.handles import LocalRun, RecordedRun, Run, attach_results, found_run
+from .engine.job import RunSetup
 from .engine.planning import Plan, make_plan
-from .engine.run import LocalRun, RecordedRun, Run, attach_results, found_run
+from .engine.run_loop import RunLoop
 from .engine.run_process import RunOrder, launch
-from .engine.running import Execution
 from .engine.state import CANCELLED, DONE, FAILED, RunState
 from .errors import CacheWarning, NotATask, RunLost, TaskFailed
 from .intask.tracking import tracking_setup
@@ -134,13 +134,13 @@ class Lab:
         plan = make_plan(tasks, self.storage, bust_cache)
         ordered = self._order(tasks, plan, bust_cache)
         if ordered is None:
-            execution = self._execution(plan)
-            with _display(execution.state, self._in_notebook(), self.storage, disable_progress):
-                execution.run()
-            attach_results(execution.plan, execution.payloads)
-            state, first_failure = execution.state, execution.first_failure
-            failures = {error.task: error for error in execution.failures.values()}
-            payloads = execution.payloads
+            loop = self._loop(plan)
+            with _display(loop.state, self._in_notebook(), self.storage, disable_progress):
+                loop.run()
+            attach_results(loop.plan, loop.payloads)
+            state, first_failure = loop.state, loop.first_failure
+            failures = {error.task: error for error in loop.failures.values()}
+            payloads = loop.payloads
             values = {key: payload.value for key, payload in payloads.items()}
         else:
             order, context = ordered
@@ -179,15 +179,15 @@ class Lab:
         plan = make_plan(tasks, self.storage, bust_cache)
         ordered = self._order(tasks, plan, bust_cache)
         if ordered is None:
-            return LocalRun(tasks, self._execution(plan))
+            return LocalRun(tasks, self._loop(plan))
         order, context = ordered
         launch(order, context)
         return RecordedRun(order.run_id, self.storage, tasks, plan)
 
-    def _execution(self, plan: Plan) -> Execution:
+    def _loop(self, plan: Plan) -> RunLoop:
         to_run = [plan.tasks[node.key] for node in plan.nodes]
         setup = RunSetup(self.context, self.storage.writer(), tracking_setup(to_run))
-        return Execution(plan, self.storage, self.runner, setup, self.continue_on_failure)
+        return RunLoop(plan, self.storage, self.runner, setup, self.continue_on_failure)
 
     def _order(
         self, tasks: list[Any], plan: Plan, bust_cache: bool

@@ -125,6 +125,8 @@ def test_processes_creating_one_storage_at_once_all_succeed(tmp_path: Path):
     for attempt in range(3):
         path = tmp_path / f"new-{attempt}"
         assert open_at_once(path, 6) == ["0"] * 6
+
+
 KILLED_UNCACHE = """
 import os, sys
 sys.path.insert(0, {tests!r})

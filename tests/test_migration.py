@@ -55,9 +55,7 @@ def test_a_0_1_0_storage_is_migrated_in_place_without_loss(old_storage: Path):
     assert all(lab.is_cached(task) for task in CACHED)
     table = lab.cache_table()
     assert len(table) == len(CACHED) == len(started)
-    assert {row.id: row.started.timestamp() for row in table.itertuples()} == pytest.approx(
-        started
-    )
+    assert {row.id: row.started.timestamp() for row in table.itertuples()} == pytest.approx(started)
     results = lab.run_tasks(CACHED, disable_progress=True)  # all loaded: nothing reruns
     assert [results[task] for task in SQUARES] == [0, 1, 4]
     assert results[CACHED[4]] == "svm-7" and results[Array(n=4)].tolist() == [0, 1, 2, 3]

@@ -37,7 +37,7 @@ from ray_tasks import (
 from s3_server import moto_s3
 
 import labnb
-from labnb.engine.execution import RunSetup
+from labnb.engine.job import RunSetup
 
 pytestmark = pytest.mark.ray
 TESTS = Path(__file__).parent

@@ -6,7 +6,7 @@ import pickle
 
 from sample_tasks import Colour, Square, Total, WithEnum
 
-from labnb.engine.execution import Job
+from labnb.engine.job import Job
 from labnb.runners.shipping import JobReceiver, JobSender
 
 

@@ -1,6 +1,6 @@
 """Following a run from its record: a ``RunState`` mirrored from the storage.
 
-A run process writes its run's record as it goes (``running.Execution``:
+A run process writes its run's record as it goes (``run_loop.RunLoop``:
 task rows with live state, printed text, a version per update). A follower
 reads only what changed since its last look and folds it into a local
 ``RunState``, the same object a run inside this process would update, so the

@@ -4,7 +4,7 @@
 session and process group (a kernel restart, a SIGKILL of the kernel or a
 Ctrl-C in the terminal does not reach it). That process plans, drives the
 scheduler and the runner, commits results and keeps the run's record in the
-storage up to date (``running.Execution``); the caller follows the record
+storage up to date (``run_loop.RunLoop``); the caller follows the record
 (``follow.Follower``), as does any other process that finds the run.
 
 The process starts as a fork: of the caller when it has a single thread (a
@@ -110,7 +110,7 @@ def _serve(conn: Connection) -> None:
     order: RunOrder = pickle.loads(conn.recv_bytes())
     context = conn.recv_bytes()
     try:
-        execution = _prepare(order, context)
+        loop = _prepare(order, context)
     except BaseException:
         conn.send(("error", "the run could not start:\n" + traceback.format_exc()))
         conn.close()
@@ -125,7 +125,7 @@ def _serve(conn: Connection) -> None:
     signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGINT, _interrupt)
     with contextlib.suppress(KeyboardInterrupt):
-        execution.run(recorded)
+        loop.run(recorded)
 
 
 def _interrupt(signum: int, frame: Any) -> None:
@@ -133,12 +133,12 @@ def _interrupt(signum: int, frame: Any) -> None:
 
 
 def _prepare(order: RunOrder, context: bytes) -> Any:
-    """The run's ``Execution``, planned here from the order."""
+    """The run's ``RunLoop``, planned here from the order."""
     from ..runners.choice import make_runner
     from ..storage import LocalStorage
-    from .execution import RunSetup
+    from .job import RunSetup
     from .planning import make_plan
-    from .running import Execution
+    from .run_loop import RunLoop
 
     os.chdir(order.cwd)
     os.environ.clear()
@@ -155,10 +155,8 @@ def _prepare(order: RunOrder, context: bytes) -> Any:
     setup = RunSetup(packed, storage.writer(), order.tracking)
     runner = make_runner(order.runner, order.max_workers)
     root_ids = frozenset(task_id(task) for task in roots)
-    execution = Execution(
-        plan, storage, runner, setup, order.continue_on_failure, order.run_id, root_ids
-    )
-    return execution
+    loop = RunLoop(plan, storage, runner, setup, order.continue_on_failure, order.run_id, root_ids)
+    return loop
 
 
 def _quiet_standard_streams(storage: Any, run_id: str) -> None:

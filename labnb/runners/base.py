@@ -6,7 +6,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..engine.execution import Job, Outcome, RunSetup
+from ..engine.job import Job, Outcome, RunSetup
 
 
 @dataclass(frozen=True)

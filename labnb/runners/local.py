@@ -8,7 +8,7 @@ import queue
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from ..engine.execution import Failure, Job, Outcome, RunSetup, execute
+from ..engine.job import Failure, Job, Outcome, RunSetup, execute
 from .base import Event, EventChannel, Runner, Started
 
 

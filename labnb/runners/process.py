@@ -31,7 +31,7 @@ from typing import Any
 import cloudpickle
 
 from ..engine.cpus import available_cpus
-from ..engine.execution import Failure, Job, Outcome, RunSetup
+from ..engine.job import Failure, Job, Outcome, RunSetup
 from .base import Event, Runner
 from .shipping import JobSender
 from .worker import worker_main

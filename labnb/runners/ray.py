@@ -63,7 +63,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..engine.execution import Failure, Job, Outcome, RunSetup, execute
+from ..engine.job import Failure, Job, Outcome, RunSetup, execute
 from ..model.formats import Payload, ResultFormat
 from ..model.tasks import meta_of
 from . import base

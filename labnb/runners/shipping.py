@@ -15,7 +15,7 @@ from typing import Any
 
 import cloudpickle
 
-from ..engine.execution import Job
+from ..engine.job import Job
 from ..model.tasks import dependencies_of
 
 PROTOCOL = pickle.HIGHEST_PROTOCOL

@@ -24,7 +24,7 @@ from typing import Any
 import cloudpickle
 import psutil
 
-from ..engine.execution import Failure, Job, Outcome, RunSetup, execute
+from ..engine.job import Failure, Job, Outcome, RunSetup, execute
 from ..intask.capture import ProcessStream
 from .base import Metric, Output, Progress, Started
 from .shipping import JobReceiver

@@ -21,7 +21,7 @@ from ..runners.base import Metric, Output, Progress, Runner, Started
 from ..storage import IndexEntry, Record, Storage, Tracking
 from ..storage.index import TaskRow
 from .claims import Claims
-from .execution import Job, Outcome, RunSetup
+from .job import Job, Outcome, RunSetup
 from .planning import Plan, load_cached
 from .scheduler import Scheduler
 from .state import CANCELLED, DONE, FAILED, WAITING, RunState
@@ -39,7 +39,7 @@ COMMIT_SECONDS = 0.2
 one transaction per batch instead of one per task."""
 
 
-class Execution:
+class RunLoop:
     def __init__(
         self,
         plan: Plan,

@@ -31,7 +31,7 @@ from ..storage import CorruptEntry, IndexEntry, Storage
 from ..storage.runs import TASKS_SUFFIX, RunRecord, read_runs, run_file
 from .follow import Follower
 from .planning import Plan
-from .running import Execution
+from .run_loop import RunLoop
 from .state import DONE, FAILED, LOADED, RUNNING, RunState
 
 log = logging.getLogger("labnb")
@@ -183,9 +183,9 @@ class Run(ABC):
 class LocalRun(Run):
     """A run in a daemon thread of this process: the kernel stays idle meanwhile."""
 
-    def __init__(self, tasks: list[Any], execution: Execution) -> None:
-        super().__init__(tasks, execution.storage)
-        self._execution = execution
+    def __init__(self, tasks: list[Any], loop: RunLoop) -> None:
+        super().__init__(tasks, loop.storage)
+        self._loop = loop
         self._finished = threading.Event()
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._work, name="labnb-run", daemon=True)
@@ -193,21 +193,21 @@ class LocalRun(Run):
 
     def _work(self) -> None:
         try:
-            self._execution.run()
+            self._loop.run()
         except BaseException as error:  # reported by wait(); the thread must not die silently
             self._error = error
         finally:
-            attach_results(self._execution.plan, self._execution.payloads)
+            attach_results(self._loop.plan, self._loop.payloads)
             self._ended()
             self._finished.set()  # after the callbacks: wait() returns once they ran
 
     @property
     def id(self) -> str:
-        return self._execution.claims.run_id
+        return self._loop.claims.run_id
 
     @property
     def state(self) -> RunState:
-        return self._execution.state
+        return self._loop.state
 
     @property
     def done(self) -> bool:
@@ -221,14 +221,14 @@ class LocalRun(Run):
 
     @property
     def results(self) -> dict[Any, Any]:
-        payloads = self._execution.payloads
+        payloads = self._loop.payloads
         found = {task: payloads.get(task_id(task)) for task in self.tasks}
         return {task: payload.value for task, payload in found.items() if payload is not None}
 
     def cancel(self) -> bool:
         if self.done:
             return False
-        self._execution.cancel()
+        self._loop.cancel()
         return True
 
 
