@@ -21,7 +21,6 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from ipykernel.kernelspec import write_kernel_spec
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
@@ -114,16 +113,6 @@ def insert_hidden_cells(nb: nbformat.NotebookNode, hidden: Hidden) -> None:
         if cell.get("id") in hidden.after:
             cells.append(new(hidden.after[cell.id], id=f"test-after-{cell.id}"))
     nb.cells = cells
-
-
-@pytest.fixture(scope="session")
-def kernel_spec_manager(tmp_path_factory: pytest.TempPathFactory) -> KernelSpecManager:
-    """Only one kernel, ``python3``, and it is this interpreter (the venv's python)."""
-    kernels = tmp_path_factory.mktemp("kernels")
-    write_kernel_spec(str(kernels / "python3"))
-    argv = json.loads((kernels / "python3" / "kernel.json").read_text())["argv"]
-    assert argv[0] == sys.executable
-    return KernelSpecManager(kernel_dirs=[str(kernels)], ensure_native_kernel=False)
 
 
 def execute(name: str, workdir: Path, kernel_spec_manager: KernelSpecManager) -> Executed:

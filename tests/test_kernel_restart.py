@@ -5,12 +5,10 @@ finishes in its run process and the new kernel re-attaches with ``lab.runs()[-1]
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from ipykernel.kernelspec import write_kernel_spec
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import KernelManager
 
@@ -44,13 +42,8 @@ print(json.dumps([run.id, run.status, finished, sorted(run.results.values())]))
 
 
 @pytest.fixture
-def kernel(tmp_path: Path):
-    kernels = tmp_path / "kernels"
-    write_kernel_spec(str(kernels / "python3"))
-    argv = json.loads((kernels / "python3" / "kernel.json").read_text())["argv"]
-    assert argv[0] == sys.executable
-    spec_manager = KernelSpecManager(kernel_dirs=[str(kernels)], ensure_native_kernel=False)
-    manager = KernelManager(kernel_name="python3", kernel_spec_manager=spec_manager)
+def kernel(tmp_path: Path, kernel_spec_manager: KernelSpecManager):
+    manager = KernelManager(kernel_name="python3", kernel_spec_manager=kernel_spec_manager)
     manager.start_kernel(cwd=str(tmp_path))
     try:
         yield manager
