@@ -73,3 +73,26 @@ class RaisesInterrupt:
     def run(self) -> None:
         print("about to interrupt")
         raise KeyboardInterrupt("raised by the task itself")
+
+
+@labnb.task
+class LeavesProcesses:
+    """Starts a subprocess and a daemon (``sh -c 'sleep &'``), writes their pids to
+    the context's folder, then returns (``linger`` 0) or sleeps ``linger`` s."""
+
+    n: int
+    linger: float = 0.0
+
+    def run(self) -> int:
+        import time
+
+        child = subprocess.Popen(["sleep", "300"])
+        daemon = subprocess.run(
+            ["sh", "-c", "sleep 300 > /dev/null 2>&1 & echo $!"],
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()  # fmt: skip
+        folder = self.context["pids"]
+        with open(os.path.join(folder, f"{self.n}.pids"), "w") as file:
+            file.write(f"{child.pid} {daemon}\n")
+        time.sleep(self.linger)
+        return self.n

@@ -124,7 +124,7 @@ class ProcessRunner(Runner):
         try:
             for worker in self._workers:
                 if cancel or worker.task_id is not None:
-                    worker.process.terminate()
+                    _signal_group(worker.process, signal.SIGTERM)
                 else:
                     with contextlib.suppress(OSError):
                         worker.conn.send_bytes(b"")
@@ -134,7 +134,7 @@ class ProcessRunner(Runner):
         finally:
             for worker in self._workers:
                 if worker.process.is_alive():
-                    worker.process.kill()
+                    _signal_group(worker.process, signal.SIGKILL)
                     worker.process.join()
                 worker.conn.close()
             self._workers = []
@@ -183,6 +183,15 @@ class ProcessRunner(Runner):
     def _remove(self, worker: _Worker) -> None:
         worker.conn.close()
         self._workers.remove(worker)
+
+
+def _signal_group(process: Any, signum: int) -> None:
+    """Signal a worker and the processes its task started (its process group)."""
+    try:
+        os.killpg(process.pid, signum)
+    except OSError:  # not a group leader (yet), or gone: the worker alone
+        with contextlib.suppress(OSError):
+            os.kill(process.pid, signum)
 
 
 def _death_message(exitcode: int | None) -> str:

@@ -35,6 +35,7 @@ MAX_PENDING = 64
 holds before the writer itself waits for the Lab."""
 LAB_CHECK_SECONDS = 1.0
 PR_SET_PDEATHSIG = 1
+PR_SET_CHILD_SUBREAPER = 36
 ORPHANED_EXIT = 70
 """Exit status of a worker whose Lab process died."""
 THREAD_LIMIT_VARIABLES = (
@@ -275,6 +276,41 @@ def follow_lab(lab_pid: int) -> None:
     threading.Thread(target=_watch_lab, args=(lab,), daemon=True, name="labnb-lab").start()
 
 
+def adopt_task_processes() -> None:
+    """Make the processes a task starts end with the task.
+
+    The worker leads a process group of its own, which its tasks' subprocesses
+    join, so the Lab stops a worker and everything it started with one
+    ``killpg``. It is also their subreaper (Linux): a daemon a task started
+    (a double fork, ``cmd &``) is re-parented to the worker, not to init, so
+    ``end_task_processes`` finds it. A SIGTERM from the Lab ends them too.
+    """
+    with contextlib.suppress(OSError):
+        os.setpgid(0, 0)
+    if sys.platform == "linux":
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1)
+    signal.signal(signal.SIGTERM, _end_on_term)
+
+
+def _end_on_term(signum: int, frame: Any) -> None:
+    end_task_processes()
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def end_task_processes() -> None:
+    """Kill what the task left running (subprocesses, their daemons) and reap them."""
+    try:
+        leftovers = psutil.Process().children(recursive=True)
+    except psutil.Error:
+        return
+    for process in leftovers:
+        with contextlib.suppress(psutil.Error):
+            process.kill()
+    psutil.wait_procs(leftovers, timeout=2)
+
+
 def _watch_lab(lab: psutil.Process) -> None:
     while True:
         time.sleep(LAB_CHECK_SECONDS)
@@ -298,6 +334,7 @@ def worker_main(
     joblib's loky does; a value the user set in the environment wins).
     """
     follow_lab(lab_pid)
+    adopt_task_processes()
     # The parent handles Ctrl-C / the kernel's stop button and stops workers itself.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.environ.clear()
@@ -339,6 +376,7 @@ def _serve(
         try:
             outcome = _run(task_id, receiver, types_bytes, job_bytes, setup, channel)
         finally:
+            end_task_processes()
             capture.stop()
         channel.send(outcome)
 
