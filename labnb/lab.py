@@ -155,9 +155,9 @@ class Lab:
                     "finishing; what it finished is cached, and running the tasks again "
                     "computes the rest"
                 )
+            values = {task_id(task): value for task, value in run.results.items()}
             state, first_failure = run.state, run.first_failure()
             failures = run.failures
-            values = {task_id(task): value for task, value in run.results.items()}
         _attach_result_metas(tasks, plan, state)
         if first_failure is not None and not self.continue_on_failure:
             raise first_failure

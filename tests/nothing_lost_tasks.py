@@ -96,3 +96,17 @@ class LeavesProcesses:
             file.write(f"{child.pid} {daemon}\n")
         time.sleep(self.linger)
         return self.n
+
+
+@labnb.task
+class ReturnsWorkerOnlyObject:
+    """Returns an instance of a class from a module only the worker can import
+    (a folder it puts on its own sys.path): pickles there, cannot load elsewhere."""
+
+    folder: str
+
+    def run(self) -> object:
+        sys.path.insert(0, self.folder)
+        import worker_only_module  # type: ignore[import-not-found]
+
+        return worker_only_module.Thing()

@@ -346,8 +346,27 @@ class RecordedRun(Run):
         (read from the storage, so from any process)."""
         finished = {key for key, record in self.state.items() if record.status in (DONE, LOADED)}
         wanted = {task_id(task): task for task in self.tasks if task_id(task) in finished}
-        payloads = self._payloads_of(wanted)
-        return {task: payloads[key].value for key, task in wanted.items() if key in payloads}
+        values = {}
+        for key, payload in self._payloads_of(wanted).items():
+            try:
+                values[wanted[key]] = payload.value
+            except Exception as error:  # e.g. a class only the workers could import
+                self._unloadable(key, error)
+        return values
+
+    def _unloadable(self, key: str, error: Exception) -> None:
+        """A result computed and cached, that this process cannot load: its task
+        fails alone, saying why, and the other results stand."""
+        with self.state.lock:
+            record = self.state.records[key]
+            record.status = FAILED
+            record.error = TaskFailed(
+                record.task,
+                type(error).__qualname__,
+                f"its result is cached but cannot be loaded in this process: {error}",
+            )
+            record.error.__cause__ = error
+            self.state.version += 1
 
     def cancel(self) -> bool:
         """Ask the run process to stop (it does within a second); finished results stay."""
