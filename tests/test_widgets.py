@@ -199,6 +199,26 @@ def test_cache_view_uncaches_only_known_ids(cached_lab, sent):
     view.close()
 
 
+def test_a_hostile_uncache_message_is_handled_once_per_id(cached_lab, sent):
+    view = CacheView(cached_lab)
+    square = labnb.task_id(Square(x=3))
+    flood = [square] * 50_000 + [f"{n:032x}" for n in range(49_999)] + [{"id": square}]
+    reply = command(view, "uncache", {"ids": flood}, sent)
+    assert reply["ok"] and reply["removed"] == 1 and len(reply["unknown"]) == 100
+    assert not cached_lab.is_cached(Square(x=3)) and view.total_rows == 13
+    view.close()
+
+
+def test_a_malformed_query_never_becomes_state(cached_lab, sent):
+    view = CacheView(cached_lab)
+    view.query = {**view.query, "sort": ["unhashable"], "page_size": "ten"}
+    assert view.query["sort"] == "started" and view.query["page_size"] == 50
+    assert command(view, "refresh", {}, sent) == {"ok": True}
+    reply = command(view, "uncache", {"ids": [labnb.task_id(Square(x=4))]}, sent)
+    assert reply == {"ok": True, "removed": 1, "unknown": []}
+    view.close()
+
+
 def test_cache_view_logs_and_refresh_from_another_lab(cached_lab, sent):
     view = CacheView(cached_lab)
     other = labnb.Lab(storage=cached_lab.storage.path, runner="serial")

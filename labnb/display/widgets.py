@@ -519,15 +519,20 @@ class CacheView(LiveView):
                 self._send_page()
         self._reload_seconds = time.monotonic() - started
 
+    @traitlets.validate("query")
+    def _check_query(self, proposal: Any) -> dict[str, Any]:
+        """A malformed query from the page never becomes state: it is corrected first."""
+        query = _valid_query(proposal["value"])
+        if query != proposal["value"]:
+            log.warning("labnb cache browser corrected a malformed query %.200r", proposal["value"])
+        return query
+
     def _on_query(self, change: dict[str, Any]) -> None:
-        query = _valid_query(change["new"])
-        if query != change["new"]:
-            log.warning("labnb cache browser corrected a malformed query %.200r", change["new"])
         with self._lock, self.hold_sync():
-            self._send_page(query)
+            self._send_page(change["new"])
 
     def _send_page(self, query: dict[str, Any] | None = None) -> None:
-        query = query or _valid_query(self.query)
+        query = query or self.query
         try:
             total, rows = self._page(query)
         except QueryError:
@@ -558,9 +563,11 @@ class CacheView(LiveView):
         ids = payload.get("ids")
         if not isinstance(ids, list) or len(ids) > 100_000:
             return {"ok": False, "error": "ids must be a list of task ids"}
-        wanted = [key for key in ids if _task_id_from({"id": key})]
+        # Linear and bounded, whatever the page sends: each id looked at once,
+        # duplicates and anything but an id string dropped before the catalog.
+        wanted = list(dict.fromkeys(key for key in ids if _task_id_from({"id": key})))
         known = {entry.task_id for entry in self._catalog.entries(ids=wanted)} if wanted else set()
-        unknown = [key for key in ids if key not in known]
+        unknown = [key for key in ids if not isinstance(key, str) or key not in known][:100]
         if unknown:
             log.warning("labnb cache browser refused to uncache unknown ids %.200r", unknown)
         removed = self._lab.storage.remove(list(known)) if known else 0
