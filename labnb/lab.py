@@ -20,7 +20,8 @@ from .engine.job import RunSetup
 from .engine.planning import Plan, make_plan
 from .engine.run_loop import RunLoop
 from .engine.run_process import RunOrder, launch
-from .engine.state import CANCELLED, DONE, FAILED, RunState
+from .engine.state import CANCELLED, DONE, FAILED, LOADED, RUNNING, RunState
+from .engine.tracebacks import notebook_sources
 from .errors import CacheWarning, NotATask, RunLost, TaskFailed
 from .intask.tracking import tracking_setup
 from .model.identity import decode
@@ -135,7 +136,8 @@ class Lab:
         ordered = self._order(tasks, plan, bust_cache)
         if ordered is None:
             loop = self._loop(plan)
-            with _display(loop.state, self._in_notebook(), self.storage, disable_progress):
+            notebook = not disable_progress and self._in_notebook()
+            with _display(loop.state, notebook, self.storage, disable_progress):
                 loop.run()
             attach_results(loop.plan, loop.payloads)
             state, first_failure = loop.state, loop.first_failure
@@ -144,11 +146,14 @@ class Lab:
             values = {key: payload.value for key, payload in payloads.items()}
         else:
             order, context = ordered
+            notebook = not disable_progress and self._in_notebook()
             launch(order, context)
             run = RecordedRun(order.run_id, self.storage, tasks, plan)
-            notebook = self._in_notebook()
-            with _display(run.state, notebook, self.storage, disable_progress, run.id):
-                _wait_or_stop(run)
+            with (  # the display ends after the cancel: it shows how the run ended
+                _display(run.state, notebook, self.storage, disable_progress, run.id),
+                _cancelled_on_interrupt(run),
+            ):
+                run.wait()
             if run.status == LOST:
                 raise RunLost(
                     f"run {run.id} was lost: its run process (pid {run.pid}) died without "
@@ -186,7 +191,9 @@ class Lab:
 
     def _loop(self, plan: Plan) -> RunLoop:
         to_run = [plan.tasks[node.key] for node in plan.nodes]
-        setup = RunSetup(self.context, self.storage.writer(), tracking_setup(to_run))
+        setup = RunSetup(
+            self.context, self.storage.writer(), tracking_setup(to_run), notebook_sources()
+        )
         return RunLoop(plan, self.storage, self.runner, setup, self.continue_on_failure)
 
     def _order(
@@ -219,6 +226,7 @@ class Lab:
             bust_cache=bust_cache,
             tasks=shipped,
             tracking=tracking_setup(to_run),
+            sources=notebook_sources(),
         )
         return order, context
 
@@ -401,11 +409,13 @@ def _attach_result_metas(tasks: list[Any], plan: Plan, state: RunState) -> None:
             attach_result_meta(task, *timing)
 
 
-def _wait_or_stop(run: RecordedRun) -> None:
-    """Wait for ``run``; Ctrl-C cancels it (workers stopped within seconds, finished
-    results kept) and a second Ctrl-C, or a run that does not stop, kills its process."""
+@contextmanager
+def _cancelled_on_interrupt(run: RecordedRun) -> Iterator[RecordedRun]:
+    """While the caller waits for ``run``, Ctrl-C cancels it (workers stopped within
+    seconds, finished results kept) and says so in one line; a second Ctrl-C, or a
+    run that does not stop, kills its process."""
     try:
-        run.wait()
+        yield run
     except KeyboardInterrupt:
         try:
             run.cancel()
@@ -413,7 +423,12 @@ def _wait_or_stop(run: RecordedRun) -> None:
                 run.kill()
         except KeyboardInterrupt:
             run.kill()
-        raise
+        counts = run.state.counts()
+        kept = counts[DONE] + counts[LOADED]
+        stopped = counts[CANCELLED] + counts[RUNNING] + counts["waiting"]
+        message = f"run {run.id} cancelled: {kept} result(s) kept, {stopped} task(s) stopped"
+        print(f"labnb: {message}", file=sys.stderr)
+        raise KeyboardInterrupt(message) from None
 
 
 @contextmanager

@@ -47,6 +47,7 @@ DEFAULT_QUERY: dict[str, Any] = {
     "page_size": 50,
 }
 LOG_TEXT_LIMIT = 1_000_000
+MAX_FAILURE_KINDS = 8
 SAVE_SECONDS = 30.0
 """How often a running run's display is re-sent, so the notebook saves its latest text."""
 """Characters of logs sent to the browser at most (the end of the logs)."""
@@ -205,6 +206,14 @@ def _tracked(entry: IndexEntry | None) -> dict[str, Any]:
     }
 
 
+def _error_line(error: Any) -> str | None:
+    """``ExcType: first line of the message``, for a failed task's row."""
+    if error is None:
+        return None
+    first = (error.message.strip().splitlines() or [""])[0]
+    return f"{error.exc_type}: {first}"[:200]
+
+
 def _params_label(task: Any) -> str:
     text = repr(task)
     return text if len(text) <= 160 else text[:157] + "..."
@@ -316,18 +325,36 @@ class RunView(LiveView):
         eta = None
         if state.outcome == RUNNING and finished_here and remaining:
             eta = elapsed / finished_here * remaining
+        over = state.outcome != RUNNING
         return {
             "total": len(state.records),
             "done": counts[DONE] + counts[LOADED],
             "loaded": counts[LOADED],
             "failed": counts[FAILED],
             "running": counts[RUNNING],
+            # Every task in exactly one state: once the run is over, the waiting
+            # ones never started; cancelled ones were stopped while running.
+            "waiting": 0 if over else counts["waiting"],
+            "not_started": counts["waiting"] if over else 0,
+            "cancelled": counts[CANCELLED],
+            "failures": self._failure_kinds(),
             "elapsed_s": round(elapsed, 1),
             "eta_s": None if eta is None else round(eta, 1),
             "state": state.outcome,
             "blocking": self.blocking,
             "run_id": self._run_id,
         }
+
+    def _failure_kinds(self) -> list[dict[str, Any]]:
+        """``[{"type": "ValueError", "count": 2, "id": <first such task>}, ...]``,
+        most frequent first: what the summary says failed, each opening a traceback."""
+        kinds: dict[str, dict[str, Any]] = {}
+        for key, record in self._state.items():
+            if record.status == FAILED and record.error is not None:
+                kind = kinds.setdefault(record.error.exc_type, {"count": 0, "id": key})
+                kind["count"] += 1
+        ordered = sorted(kinds.items(), key=lambda item: -item[1]["count"])
+        return [{"type": name, **kind} for name, kind in ordered[:MAX_FAILURE_KINDS]]
 
     def _types(self) -> list[dict[str, Any]]:
         by_type: dict[str, dict[str, Any]] = {}
@@ -364,6 +391,7 @@ class RunView(LiveView):
                     "progress": None
                     if record.progress is None
                     else {"n": n, "total": total, "desc": desc},
+                    "error": _error_line(record.error),
                 }
             )
         return rows

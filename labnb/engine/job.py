@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import pickle
 import time
-import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +21,7 @@ from ..model.formats import Payload, PickleFormat
 from ..model.tasks import attach_context, attach_result, dependencies_of, meta_of, task_id
 from ..storage.blobs import PayloadWriter
 from ..storage.entry import StoredFile
+from .tracebacks import Sources, register_sources, user_traceback
 
 SHIPPING_FORMAT = PickleFormat()
 
@@ -35,6 +35,8 @@ class RunSetup:
     bytes it was sent on to its workers, never decoding and encoding it again)."""
     writer: PayloadWriter | None = None
     tracking: TrackingSetup | None = None
+    sources: Sources = field(default_factory=Sources)
+    """Notebook cells' sources, so tracebacks show the failing lines (``tracebacks``)."""
 
     def task_context(self) -> Any:
         """The context itself, decoded on first use in this process."""
@@ -67,8 +69,7 @@ class Failure:
         except Exception:
             pickled = None
         message = f"{note}: {exc}" if note else str(exc)
-        text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-        return cls(type(exc).__qualname__, message, text, pickled)
+        return cls(type(exc).__qualname__, message, user_traceback(exc), pickled)
 
     def to_error(self, task: Any) -> TaskFailed:
         error = TaskFailed(task, self.exc_type, self.message, self.traceback)
@@ -110,6 +111,7 @@ def execute(
     with a clear message instead of breaking the worker.
     """
     task = job.task
+    register_sources(setup.sources)
     for dependency in dependencies_of(task):
         attach_result(dependency, job.dependencies[task_id(dependency)])
     attach_context(task, setup.task_context())

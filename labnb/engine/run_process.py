@@ -34,6 +34,7 @@ from ..intask.tracking import TrackingSetup
 from ..model.formats import Payload, PickleFormat
 from ..model.tasks import task_id
 from ..storage.runs import OUTPUT_SUFFIX, TASKS_SUFFIX, run_file
+from .tracebacks import Sources
 
 START_SECONDS = 60.0
 """How long a caller waits for the run process to record the run (it imports the
@@ -58,6 +59,8 @@ class RunOrder:
     tasks: bytes
     """The submitted tasks, cloudpickled (also kept beside the run's record)."""
     tracking: TrackingSetup | None
+    sources: Sources = field(default_factory=Sources)
+    """Notebook cells' sources, for tracebacks (``tracebacks.notebook_sources``)."""
     cwd: str = field(default_factory=os.getcwd)
     path: list[str] = field(default_factory=lambda: list(sys.path))
     environment: dict[str, str] = field(default_factory=lambda: dict(os.environ))
@@ -152,7 +155,7 @@ def _prepare(order: RunOrder, context: bytes) -> Any:
     roots = pickle.loads(order.tasks)
     plan = make_plan(roots, storage, order.bust_cache, decode_roots=False)
     packed = Payload(PickleFormat(), data=context)  # decoded only where a task runs
-    setup = RunSetup(packed, storage.writer(), order.tracking)
+    setup = RunSetup(packed, storage.writer(), order.tracking, order.sources)
     runner = make_runner(order.runner, order.max_workers)
     root_ids = frozenset(task_id(task) for task in roots)
     loop = RunLoop(plan, storage, runner, setup, order.continue_on_failure, order.run_id, root_ids)

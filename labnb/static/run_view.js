@@ -490,6 +490,7 @@ function render({ model, el, experimental }) {
   const stateBadge = h("span", { class: "labnb-badge" });
   const counts = h("span", { class: "labnb-counts" });
   const times = h("span", { class: "labnb-times" });
+  const failuresBox = h("div", { class: "labnb-failures", hidden: true });
   const cancel = h("button", {
     type: "button",
     class: "labnb-button labnb-danger",
@@ -547,6 +548,7 @@ function render({ model, el, experimental }) {
       cancel
     ),
     h("div", { class: "labnb-summary" }, stateBadge, counts, times),
+    failuresBox,
     typesBox,
     status.el,
     h("div", { class: "labnb-scroll" }, table),
@@ -567,14 +569,23 @@ function render({ model, el, experimental }) {
       text: `${done} of ${total} done, ${loaded} loaded from cache, ${failed} failed`
     });
     const state = s.state ?? "running";
-    setText(stateBadge, STATE_TEXT[state] ?? state);
+    const unfinished = (s.running ?? 0) + (s.waiting ?? 0) + (s.not_started ?? 0);
+    const badge = state === "failed" && failed && !unfinished && !s.cancelled ? `Done, ${failed} failed` : STATE_TEXT[state] ?? state;
+    setText(stateBadge, badge);
     stateBadge.dataset.state = state;
     root.dataset.state = state;
     const live = root.dataset.disconnected !== "true";
+    const extra = [
+      [live ? s.running : 0, "running"],
+      [s.waiting, "waiting"],
+      [s.cancelled, "cancelled"],
+      [s.not_started, "not started"]
+    ].filter(([n]) => n).map(([n, what]) => ` \xB7 ${n} ${what}`).join("");
     setText(
       counts,
-      `${done}/${total} done \xB7 ${loaded} loaded from cache \xB7 ${failed} failed` + (s.running && live ? ` \xB7 ${s.running} running` : "")
+      `${done}/${total} done \xB7 ${loaded} loaded from cache \xB7 ${failed} failed${extra}`
     );
+    updateFailures(s.failures ?? [], failed);
     const eta = live && state === "running" && s.eta_s != null ? ` \xB7 ETA ${formatDuration(s.eta_s)}` : "";
     const asOf = live ? "" : ` \xB7 as of ${(/* @__PURE__ */ new Date()).toLocaleTimeString()}`;
     setText(times, `Elapsed ${formatDuration(s.elapsed_s)}${eta}${asOf}`);
@@ -584,6 +595,21 @@ function render({ model, el, experimental }) {
       stateBadge.dataset.state = "disconnected";
     }
     blockingNote.hidden = !s.blocking;
+  }
+  function updateFailures(kinds, failed) {
+    failuresBox.hidden = !kinds.length;
+    const parts = [h("span", { class: "labnb-failures-title", text: `${failed} failed:` })];
+    for (const kind of kinds) {
+      const button = h("button", {
+        type: "button",
+        class: "labnb-link",
+        text: `${kind.type} \xD7${kind.count}`,
+        title: `Open the traceback of a task that raised ${kind.type}`
+      });
+      onPress(button, () => openLogs(taskRows.get(kind.id)?.labnbTask ?? { id: kind.id }, button));
+      parts.push(button);
+    }
+    failuresBox.replaceChildren(...parts);
   }
   function updateTypes() {
     syncKeyed(
@@ -610,6 +636,7 @@ function render({ model, el, experimental }) {
     const parts = {
       type: h("span", { class: "labnb-type-tag" }),
       label: h("span", { class: "labnb-label" }),
+      error: h("div", { class: "labnb-error-line", hidden: true }),
       status: h("span", { class: "labnb-status-tag" }),
       elapsed: h("td", { class: "labnb-num" }),
       cpu: h("td", { class: "labnb-num" }),
@@ -623,7 +650,7 @@ function render({ model, el, experimental }) {
     const tr = h(
       "tr",
       { "data-task-id": task.id },
-      h("td", { class: "labnb-name" }, parts.type, parts.label),
+      h("td", { class: "labnb-name" }, parts.type, parts.label, parts.error),
       h("td", {}, parts.status),
       parts.elapsed,
       parts.cpu,
@@ -648,6 +675,9 @@ function render({ model, el, experimental }) {
     setText(p.type, showType ? task.type : "");
     p.type.hidden = !showType;
     setText(p.label, label);
+    setText(p.error, task.error ?? "");
+    setAttr(p.error, "title", task.error ?? null);
+    p.error.hidden = !task.error;
     setText(p.status, STATUS_TEXT[task.status] ?? String(task.status));
     setAttr(tr, "data-status", task.status);
     setText(p.elapsed, formatDuration(task.elapsed_s));
