@@ -68,20 +68,25 @@ def test_cache_hit_and_invalidation(shell):
     cell(shell, "stamp k=[1, 2] --lab fast --wait", body)
     pd.testing.assert_series_equal(shell.user_ns["stamp"], first)  # served from the cache
 
-    cell(shell, "stamp k=[1, 2] --lab fast --wait", body + "  # edited")
+    # Comments, blank lines and formatting are not part of the key: nothing reruns.
+    cell(shell, "stamp k=[1, 2] --lab fast --wait", "# a note\n\n" + body.replace(" + ", "+"))
+    pd.testing.assert_series_equal(shell.user_ns["stamp"], first)
+
+    body += " + 0"  # a real edit of the body reruns every combination
+    cell(shell, "stamp k=[1, 2] --lab fast --wait", body)
     edited = shell.user_ns["stamp"].copy()
     assert (edited != first).all()
 
     shell.run_cell("X = np.arange(7.0)")
-    cell(shell, "stamp k=[1, 2] --lab fast --wait", body + "  # edited")
+    cell(shell, "stamp k=[1, 2] --lab fast --wait", body)
     assert (shell.user_ns["stamp"] != edited).all()
 
-    cell(shell, "stamp k=[1, 2, 3] --lab fast --wait", body + "  # edited")
+    cell(shell, "stamp k=[1, 2, 3] --lab fast --wait", body)
     grown = shell.user_ns["stamp"]
     assert grown.loc[1] == shell.user_ns["stamp"].loc[1]
     assert len(grown) == 3
 
-    cell(shell, "stamp k=[1] --lab fast --wait --bust-cache", body + "  # edited")
+    cell(shell, "stamp k=[1] --lab fast --wait --bust-cache", body)
     assert shell.user_ns["stamp"].loc[1] != grown.loc[1]
 
 
@@ -92,6 +97,20 @@ def test_functions_and_values_read_by_the_cell_are_shipped(shell):
     shell.run_cell("FACTOR = 4")
     cell(shell, "helped v=[1, 2] --wait", "helper(v)")
     assert shell.user_ns["helped"].tolist() == [4, 8]
+
+
+def test_a_helpers_comments_and_docstring_do_not_rerun_the_cell(shell):
+    shell.run_cell("import time\ndef helper(v):\n    return v + time.time()")
+    cell(shell, "helped v=[1, 2] --lab fast --wait", "helper(v)")
+    first = shell.user_ns["helped"].copy()
+    shell.run_cell(
+        'def helper(v):\n    """Now documented."""\n    # and commented\n    return v+time.time()'
+    )
+    cell(shell, "helped v=[1, 2] --lab fast --wait", "helper(v)")
+    pd.testing.assert_series_equal(shell.user_ns["helped"], first)  # reused
+    shell.run_cell("def helper(v):\n    return v * 2 + time.time()")
+    cell(shell, "helped v=[1, 2] --lab fast --wait", "helper(v)")
+    assert (shell.user_ns["helped"] != first).all()  # its code changed: rerun
 
 
 def test_unfingerprintable_values_are_named_and_can_be_ignored(shell):

@@ -20,7 +20,7 @@ from typing import Any
 
 from ..errors import LabnbError
 from ..model.tasks import meta_of, normalise, task
-from .fingerprint import Unfingerprintable, fingerprint
+from .fingerprint import Unfingerprintable, fingerprint, normalised_source
 
 FLAGS = {"--wait": "wait", "--bust-cache": "bust_cache", "--mlflow": "mlflow"}
 VALUED = {"--lab": "lab", "--max-parallel": "max_parallel", "--ignore": "ignore"}
@@ -191,7 +191,8 @@ def make_task_type(spec: CellSpec, source: str, namespace: dict[str, Any]) -> ty
         if name in namespace
         and not (name in vars(builtins) and namespace[name] is vars(builtins)[name])
     }
-    digest = hashlib.blake2b(source.encode(), digest_size=16)
+    # The cell's syntax tree, not its text: a comment or reformatting reruns nothing.
+    digest = hashlib.blake2b(normalised_source(source).encode(), digest_size=16)
     for name, value in inputs.items():
         if name in spec.ignore:
             continue

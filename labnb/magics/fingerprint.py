@@ -10,9 +10,11 @@ content hash are refused with a message naming them.
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import inspect
 import pickle
+import textwrap
 import types
 from typing import Any
 
@@ -68,6 +70,30 @@ def _feed(digest: Any, value: Any, depth: int, seen: set[int]) -> None:
             raise Unfingerprintable(str(error)) from None
 
 
+def normalised_source(source: str) -> str:
+    """``source`` as its syntax tree, without docstrings: comments, blank lines,
+    formatting and docstrings change nothing, so only an edit that can change a
+    result changes a cache key. Source that does not parse is used as it is."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return source
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (
+            isinstance(node, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+            and isinstance(body, list)
+            and body
+            and isinstance(body[0], ast.Expr)
+            and isinstance(body[0].value, ast.Constant)
+            and isinstance(body[0].value.value, str)
+            # A cell that is only a string returns it: that string is its result.
+            and not (isinstance(node, ast.Module) and len(body) == 1)
+        ):
+            node.body = body[1:] or [ast.Pass()]
+    return ast.dump(tree)
+
+
 def _feed_code(digest: Any, value: Any) -> bool:
     """Hash a function's or class's code; True when it is notebook code (not importable)."""
     module = getattr(value, "__module__", None) or ""
@@ -78,7 +104,7 @@ def _feed_code(digest: Any, value: Any) -> bool:
         digest.update(f"{module}.{value.__qualname__}=={version}".encode())
         return False
     try:
-        digest.update(inspect.getsource(value).encode())
+        digest.update(normalised_source(textwrap.dedent(inspect.getsource(value))).encode())
     except (OSError, TypeError):
         code = getattr(value, "__code__", None)
         if code is None:
