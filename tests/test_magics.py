@@ -61,6 +61,14 @@ def test_dict_results_become_a_dataframe(shell):
     assert stats.loc[3, "total"] == 3.0 and list(stats.columns) == ["total", "n"]
 
 
+def test_a_widened_sweep_says_what_is_new_and_what_is_reused(shell, capsys):
+    cell(shell, "grown k=[1, 2] --lab fast --wait", "k * 2")
+    assert "labnb: grown: 2 new parameter combinations, 0 reused" in capsys.readouterr().out
+    cell(shell, "grown k=[1, 2, 3] --lab fast --wait", "k * 2")
+    assert "labnb: grown: 1 new parameter combination, 2 reused" in capsys.readouterr().out
+    assert shell.user_ns["grown"].tolist() == [2, 4, 6]
+
+
 def test_cache_hit_and_invalidation(shell):
     body = "time.time() + X.sum() * 0 + k"
     cell(shell, "stamp k=[1, 2] --lab fast --wait", body)

@@ -15,7 +15,7 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.display import display
 
 from ..lab import DEFAULT_STORAGE, Lab
-from ..model.tasks import normalise
+from ..model.tasks import normalise, task_id
 from ..storage.schema import PARAMS
 from .cells import (
     LineError,
@@ -84,6 +84,7 @@ class LabnbMagics(Magics):
         except LineError as error:
             raise UsageError(f"%%labtask: {error}") from None
         tasks = sweep(task_type, values)
+        print(f"labnb: {spec.name}: {_reuse_summary(lab, tasks, spec.bust_cache)}")
 
         def publish(results: dict[Any, Any]) -> None:
             namespace[spec.name] = as_pandas(spec.name, tasks, results, swept)
@@ -152,3 +153,10 @@ def status_text(lab: Lab) -> str:
         )
         lines.append(summary.to_string())
     return "\n".join(lines)
+
+
+def _reuse_summary(lab: Lab, tasks: list[Any], bust_cache: bool) -> str:
+    """ "5 new parameter combinations, 15 reused": what the cell will compute."""
+    reused = 0 if bust_cache else len(lab.storage.lookup_many([task_id(t) for t in tasks]))
+    new = len(tasks) - reused
+    return f"{new} new parameter combination{'' if new == 1 else 's'}, {reused} reused"
