@@ -15,6 +15,7 @@ import cloudpickle
 from .display.progress import TextProgress
 from .engine.claims import new_run_id
 from .engine.cpus import available_cpus
+from .engine.explain import Explanation, explain
 from .engine.handles import LocalRun, RecordedRun, Run, attach_results, found_run
 from .engine.job import RunSetup
 from .engine.planning import Plan, make_plan
@@ -322,6 +323,13 @@ class Lab:
                 stacklevel=2,
             )
         return tasks
+
+    def explain(self, task: Any) -> Explanation:
+        """Why ``task`` is or is not cached: when and by which run it was computed,
+        or the nearest cached entries of its type and exactly what differs
+        (parameters, ``code_version``, the module that defines it)."""
+        (task,) = _check_tasks([task])
+        return explain(task, self.storage)
 
     def uncache_tasks(self, tasks: Iterable[Any]) -> int:
         """Remove these tasks' cached results and logs; returns how many results were removed."""

@@ -1,0 +1,102 @@
+"""Why a task is, or is not, cached: ``lab.explain(task)``.
+
+A task is found in the cache by its id, which hashes its type name, its
+``code_version`` and its parameters. When it is not cached, the useful answer
+is the cached entries of its type that come nearest, and exactly what differs
+from each: which parameters (cached value, value now), the ``code_version``, the
+module that defined the type. The comparison is on the stored encoding of the
+parameters, the same one the id is made from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from ..model.tasks import meta_of, stored_params, task_id
+from ..storage import IndexEntry, Storage
+from ..storage.schema import cell_value
+
+NEAREST = 3
+SCANNED = 20_000
+"""Entries of the type compared at most (the newest)."""
+
+
+@dataclass(frozen=True)
+class Difference:
+    what: str
+    """``params.<field>``, ``code_version`` or ``module``."""
+    cached: Any
+    now: Any
+
+    def __str__(self) -> str:
+        return f"{self.what}: {self.cached!r} cached, {self.now!r} now"
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """``str()`` it (or let a notebook show it) to read why."""
+
+    task: Any
+    entry: IndexEntry | None
+    """The task's own entry, when it is cached."""
+    usable: bool
+    """Whether ``run_tasks`` would load it rather than run the task."""
+    nearest: tuple[tuple[IndexEntry, tuple[Difference, ...]], ...]
+    """Not cached: the nearest cached entries of its type, and what differs."""
+
+    def __str__(self) -> str:
+        label = repr(self.task)
+        if self.entry is not None:
+            when = datetime.fromtimestamp(self.entry.finished).isoformat(" ", "seconds")
+            state = "cached" if self.usable else f"cached but not usable ({self._why_not()})"
+            run = f" by run {self.entry.run_id}" if self.entry.run_id else ""
+            return f"{label} is {state}: computed {when}{run}."
+        if not self.nearest:
+            return f"{label} is not cached, and nothing of type {meta_of(self.task).type_name} is."
+        lines = [f"{label} is not cached. The nearest cached entries of its type differ in:"]
+        for entry, differences in self.nearest:
+            lines.append(f"- {entry.task_id[:12]}: " + "; ".join(map(str, differences)))
+        return "\n".join(lines)
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(str(self))
+
+    def _why_not(self) -> str:
+        assert self.entry is not None
+        if self.entry.status != "ok":
+            return f"its result file is {self.entry.status}"
+        return f"stored as {self.entry.format}, the type now caches as another format"
+
+
+def explain(task: Any, storage: Storage) -> Explanation:
+    meta = meta_of(task)
+    entry = storage.lookup(task_id(task))
+    if entry is not None:
+        fmt = meta.format
+        usable = entry.status == "ok" and fmt is not None and entry.format == fmt.name
+        return Explanation(task, entry, usable, ())
+    params = stored_params(task)
+    candidates = storage.catalog.entries([meta.type_name])[-SCANNED:]
+    compared = [(other, _differences(task, params, other)) for other in candidates]
+    compared.sort(key=lambda item: (len(item[1]), -item[0].finished))
+    return Explanation(task, None, False, tuple(compared[:NEAREST]))
+
+
+def _differences(task: Any, params: dict[str, Any], entry: IndexEntry) -> tuple[Difference, ...]:
+    meta = meta_of(task)
+    found = [
+        Difference(f"params.{name}", _shown(entry.params.get(name)), _shown(params.get(name)))
+        for name in sorted(set(params) | set(entry.params))
+        if params.get(name) != entry.params.get(name)
+    ]
+    if entry.code_version != meta.code_version:
+        found.append(Difference("code_version", entry.code_version, meta.code_version))
+    if entry.module and entry.module != meta.module:
+        found.append(Difference("module", entry.module, meta.module))
+    return tuple(found)
+
+
+def _shown(encoded: Any) -> Any:
+    return None if encoded is None else cell_value(encoded)
