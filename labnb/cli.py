@@ -2,7 +2,7 @@
 
     labnb ls STORAGE [--type T]          a table like Lab.cache_table()
     labnb show STORAGE ID                parameters, timings and logs of one task
-    labnb rm STORAGE (ID... | --type T)  remove results (asks first unless --yes)
+    labnb rm STORAGE (ID... | --type T [--old])  remove results (asks first unless --yes)
     labnb gc STORAGE [--older-than S]    reclaim files no cached result references
     labnb verify STORAGE [--checksums]   check every result file; exit 1 if any is bad
     labnb runs STORAGE [--prune]         the runs recorded in the storage (or forget ended ones)
@@ -104,6 +104,12 @@ def _parser() -> argparse.ArgumentParser:
     rm.add_argument("storage")
     rm.add_argument("ids", nargs="*", metavar="ID")
     rm.add_argument("--type", dest="types", action="append", help="every task of this type")
+    rm.add_argument(
+        "--old",
+        action="store_true",
+        help="with --type: only entries of older versions (another code_version than "
+        "the type's most recently used one)",
+    )
     rm.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     rm.set_defaults(command=remove_command)
 
@@ -237,12 +243,21 @@ def remove_command(args: argparse.Namespace) -> int:
     storage = open_storage(args.storage)
     if bool(args.ids) == bool(args.types):
         raise CliError("rm takes either task ids or --type, not both or neither")
+    if args.old and not args.types:
+        raise CliError("--old goes with --type")
     if args.ids:
         keys = [resolve(storage, given).task_id for given in args.ids]
     else:
-        keys = [entry.task_id for entry in storage.catalog.entries(args.types)]
-        if not keys:
+        entries = storage.catalog.entries(args.types)
+        if not entries:
             raise CliError(f"no cached results of type {', '.join(args.types)}")
+        if args.old:  # the newest entry of each type says which version is current
+            current = {entry.type: entry.code_version for entry in entries}
+            entries = [entry for entry in entries if entry.code_version != current[entry.type]]
+        keys = [entry.task_id for entry in entries]
+        if not keys:
+            print("no older versions to remove")
+            return 0
     if not args.yes and not _confirm(
         f"remove {len(keys)} cached result(s) from {storage.where}? [y/N] "
     ):

@@ -324,6 +324,13 @@ class Lab:
             )
         return tasks
 
+    def uncache_older_versions(self, task_type: type) -> int:
+        """Remove the cached results of ``task_type`` made by other definitions of it
+        (another ``code_version``, or for a ``%%labtask`` cell, other cell code or
+        inputs); returns how many were removed. ``lab.catalog.versions(task_type)``
+        lists them first."""
+        return self.catalog.remove_older_versions(task_type, meta_of(task_type).code_version)
+
     def explain(self, task: Any) -> Explanation:
         """Why ``task`` is or is not cached: when and by which run it was computed,
         or the nearest cached entries of its type and exactly what differs

@@ -69,6 +69,21 @@ def test_a_widened_sweep_says_what_is_new_and_what_is_reused(shell, capsys):
     assert shell.user_ns["grown"].tolist() == [2, 4, 6]
 
 
+def test_older_versions_are_counted_and_removed_in_one_action(shell, capsys):
+    cell(shell, "versioned k=[1, 2] --wait", "k * 1")
+    cell(shell, "versioned k=[1, 2] --wait", "k * 10")  # the body changed: a new version
+    shell.run_line_magic("labnb", "status")
+    status = capsys.readouterr().out
+    assert "versioned: 2 of the current version, 2 of older versions" in status
+    shell.run_line_magic("labnb", "uncache versioned --old")
+    assert "removed 2 cached result(s) of older versions" in capsys.readouterr().out
+    lab = shell.run_line_magic("labnb", "")
+    assert [count for _, count, _ in lab.catalog.versions("versioned")] == [2]
+    assert shell.user_ns["versioned"].tolist() == [10, 20]
+    with pytest.raises(UsageError, match="run the %%labtask cell 'never' first"):
+        shell.run_line_magic("labnb", "uncache never --old")
+
+
 def test_cache_hit_and_invalidation(shell):
     body = "time.time() + X.sum() * 0 + k"
     cell(shell, "stamp k=[1, 2] --lab fast --wait", body)

@@ -79,10 +79,11 @@ class Follower:
         return True
 
     def _close(self, run: RunRow) -> None:
-        """The run ended: tasks still running or waiting in its record never will
-        (a killed or lost run process could not say so itself)."""
+        """The run ended: tasks still running in its record never will finish (a
+        killed or lost run process could not say so itself); waiting ones never
+        started."""
         for record in self.state.records.values():
-            if record.status in (RUNNING, WAITING):
+            if record.status == RUNNING:
                 record.status = CANCELLED
         self.state.close(self.status)
         self.state.finished_at = run.finished or run.heartbeat
@@ -94,7 +95,7 @@ class Follower:
             task = self.tasks.get(row.task_id) or RecordedTask(row)
             record = state.records[row.task_id] = TaskRecord(task, WAITING, type_name=row.type)
         was = record.status
-        record.status = row.status if row.status in _STATUSES else CANCELLED  # "not started"
+        record.status = row.status if row.status in _STATUSES else WAITING  # "not started"
         record.started, record.finished, record.pid = row.started, row.finished, row.pid
         if row.progress is not None:
             n, total, desc = json.loads(row.progress)

@@ -15,7 +15,7 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.display import display
 
 from ..lab import DEFAULT_STORAGE, Lab
-from ..model.tasks import normalise, task_id
+from ..model.tasks import meta_of, normalise, task_id
 from ..storage.schema import PARAMS
 from .cells import (
     LineError,
@@ -33,7 +33,8 @@ _MAGICS: weakref.WeakKeyDictionary[Any, LabnbMagics] = weakref.WeakKeyDictionary
 LINE_USAGE = """%labnb                      show the default lab's cache browser
 %labnb status               a short text summary of the default lab's cache
 %labnb storage PATH         use PATH as the default lab's storage
-%labnb uncache TYPE [k=v]   remove cached results of a %%labtask type (or those matching k=v)"""
+%labnb uncache TYPE [k=v]   remove cached results of a %%labtask type (or those matching k=v)
+%labnb uncache TYPE --old   remove the results of older versions of a %%labtask cell"""
 
 
 def load_ipython_extension(shell: Any) -> None:
@@ -55,6 +56,8 @@ class LabnbMagics(Magics):
         super().__init__(shell)
         self._storage: str = DEFAULT_STORAGE
         self._lab: Lab | None = None
+        self._cell_types: dict[str, type] = {}
+        """The task type each ``%%labtask`` cell last ran as: its current version."""
 
     @property
     def _namespace(self) -> dict[str, Any]:
@@ -84,6 +87,7 @@ class LabnbMagics(Magics):
         except LineError as error:
             raise UsageError(f"%%labtask: {error}") from None
         tasks = sweep(task_type, values)
+        self._cell_types[spec.name] = task_type
         print(f"labnb: {spec.name}: {_reuse_summary(lab, tasks, spec.bust_cache)}")
 
         def publish(results: dict[Any, Any]) -> None:
@@ -110,7 +114,17 @@ class LabnbMagics(Magics):
             print(f"labnb: the default lab now caches in {self.default_lab.storage}")
             return None
         if command == "status" and not arguments:
-            print(status_text(self.default_lab))
+            print(status_text(self.default_lab, self._cell_types))
+            return None
+        if command == "uncache" and arguments[1:] == ["--old"]:
+            task_type = self._cell_types.get(arguments[0])
+            if task_type is None:
+                raise UsageError(
+                    f"%labnb uncache {arguments[0]} --old: run the %%labtask cell "
+                    f"{arguments[0]!r} first, so its current version is known"
+                )
+            removed = self.default_lab.uncache_older_versions(task_type)
+            print(f"labnb: removed {removed} cached result(s) of older versions of {arguments[0]}")
             return None
         if command == "uncache" and arguments:
             try:
@@ -144,7 +158,9 @@ def uncache_matching(lab: Lab, type_name: str, words: list[str], namespace: dict
     return lab.catalog.remove(types=[type_name], where=wanted)
 
 
-def status_text(lab: Lab) -> str:
+def status_text(lab: Lab, cells: dict[str, type] | None = None) -> str:
+    """Results per type; for the cells run in this session, how many are of their
+    current version and how many of older ones (``%labnb uncache NAME --old``)."""
     table = lab.cache_table()
     lines = [f"labnb storage: {lab.storage}", f"{len(table)} cached results"]
     if len(table):
@@ -152,6 +168,16 @@ def status_text(lab: Lab) -> str:
             results=("id", "size"), bytes=("size_bytes", "sum"), last_run=("finished", "max")
         )
         lines.append(summary.to_string())
+    for name, task_type in sorted((cells or {}).items()):
+        current = meta_of(task_type).code_version
+        versions = lab.catalog.versions(task_type)
+        now = sum(count for version, count, _ in versions if version == current)
+        older = sum(count for version, count, _ in versions if version != current)
+        if older:
+            lines.append(
+                f"{name}: {now} of the current version, {older} of older versions "
+                f"(%labnb uncache {name} --old removes them)"
+            )
     return "\n".join(lines)
 
 

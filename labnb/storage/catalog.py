@@ -238,6 +238,30 @@ class Catalog:
                 ]
         return self.storage.remove(ids)
 
+    def versions(self, task_type: Any) -> list[tuple[str | None, int, float]]:
+        """The ``code_version`` values cached entries of this type were made with:
+        ``(version, entries, last used)``, the most recently used first."""
+        with self.index.reading() as db:
+            rows = db.execute(
+                "SELECT code_version, count(*), max(finished) FROM entries WHERE type = ? "
+                "GROUP BY code_version ORDER BY max(finished) DESC",
+                (type_name_of(task_type),),
+            ).fetchall()
+        return [(version, int(count), float(last)) for version, count, last in rows]
+
+    def remove_older_versions(self, task_type: Any, current: str | None) -> int:
+        """Remove the entries of this type made with another ``code_version`` than
+        ``current`` (an older definition of the type, or of its cell)."""
+        with self.index.reading() as db:
+            ids = [
+                row[0]
+                for row in db.execute(
+                    "SELECT task_id FROM entries WHERE type = ? AND code_version IS NOT ?",
+                    (type_name_of(task_type), current),
+                )
+            ]
+        return self.storage.remove(ids)
+
     def gc(self, older_than: float = 3600.0, dry_run: bool = False) -> GcReport:
         """Remove files, artifact folders and logs no entry references.
 
