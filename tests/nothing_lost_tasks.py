@@ -110,3 +110,16 @@ class ReturnsWorkerOnlyObject:
         import worker_only_module  # type: ignore[import-not-found]
 
         return worker_only_module.Thing()
+
+
+@labnb.task(timeout=1.0)
+class LimitedNap:
+    """Sleeps ``seconds``, with a time limit of one second."""
+
+    seconds: float
+
+    def run(self) -> float:
+        import time
+
+        time.sleep(self.seconds)
+        return self.seconds

@@ -21,7 +21,7 @@ from ..runners.base import Metric, Output, Progress, Runner, Started
 from ..storage import IndexEntry, Record, Storage, Tracking
 from ..storage.index import TaskRow
 from .claims import Claims
-from .job import Job, Outcome, RunSetup
+from .job import Failure, Job, Outcome, RunSetup
 from .planning import Plan, load_cached
 from .scheduler import Scheduler
 from .state import CANCELLED, DONE, FAILED, WAITING, RunState
@@ -70,6 +70,8 @@ class RunLoop:
         """What tasks printed since the last commit, for the run's followers."""
         self._changed: set[str] = set()
         """Tasks whose state the run record has not been told yet."""
+        self._timed_out: dict[str, float] = {}
+        """Tasks stopped for running past their time limit (the limit)."""
         self._ours: list[str] = []
         """Tasks this run took over from another run, to start when a worker is free."""
 
@@ -96,6 +98,7 @@ class RunLoop:
                     self._handle(self.runner.poll(POLL_SECONDS))
                 else:  # only waiting for other runs' results
                     time.sleep(POLL_SECONDS)
+                self._enforce_time_limits()
                 self._adopt(*self.claims.tick())
                 self._cancel_requested |= self.claims.cancelled
                 if time.monotonic() - self._committed_at > COMMIT_SECONDS:
@@ -228,10 +231,26 @@ class RunLoop:
             elif isinstance(event, Outcome):
                 self._records.append(self._finish(event))
 
+    def _enforce_time_limits(self) -> None:
+        """Stop tasks that have run longer than their type's ``timeout``."""
+        now = time.time()
+        for key in self.state.running_keys():
+            limit = meta_of(self.plan.tasks[key]).timeout
+            started = self.state.records[key].started
+            if limit is None or started is None or key in self._timed_out:
+                continue
+            if now - started > limit and self.runner.stop(key):
+                self._timed_out[key] = limit
+
     def _finish(self, outcome: Outcome) -> Record:
         key = outcome.task_id
         task = self.plan.tasks[key]
         logs = self.state.logs(key)
+        if outcome.failure is not None and key in self._timed_out:
+            limit = self._timed_out.pop(key)
+            outcome.failure = Failure(
+                "TimeoutError", f"it ran longer than its time limit of {limit:g} s and was stopped"
+            )
         if outcome.failure is not None:
             error = outcome.failure.to_error(task)
             self._record_failure(key, error)

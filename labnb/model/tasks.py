@@ -58,6 +58,8 @@ class TaskMeta:
     mlflow_run: bool
     code_version: str | None
     user_post_init: Callable[[Any], None] | None
+    timeout: float | None = None
+    """Seconds a task of this type may run before it is stopped and fails."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -162,6 +164,7 @@ def task(
     max_parallel: int | None = ...,
     mlflow_run: bool = ...,
     code_version: str | None = ...,
+    timeout: float | None = ...,
 ) -> Callable[[T], T]: ...
 @dataclass_transform(frozen_default=True)
 def task(
@@ -171,6 +174,7 @@ def task(
     max_parallel: int | None = None,
     mlflow_run: bool = False,
     code_version: str | None = None,
+    timeout: float | None = None,
 ) -> Any:
     """Turn a class with annotated fields and a ``run()`` method into a task type.
 
@@ -179,13 +183,22 @@ def task(
     never caches), ``max_parallel`` bounds how many tasks of this type run at
     once, ``mlflow_run`` makes each execution an mlflow run and
     ``code_version`` is part of the id: bump it when ``run()`` changes meaning.
+    ``timeout``: seconds a task may run; one that runs longer is stopped and
+    fails alone (process runner; threads cannot be stopped). Not part of the id.
     """
     fmt = PickleFormat() if cache is _DEFAULT_FORMAT else as_format(cache)
     if max_parallel is not None and (not isinstance(max_parallel, int) or max_parallel < 1):
         raise ValueError(f"max_parallel must be a positive int or None, not {max_parallel!r}")
+    if timeout is not None and (
+        isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0
+    ):
+        raise ValueError(f"timeout must be a positive number of seconds or None, not {timeout!r}")
 
     def decorate(cls: T) -> T:
-        return _make_task_type(cls, fmt, max_parallel, bool(mlflow_run), code_version)
+        made = _make_task_type(cls, fmt, max_parallel, bool(mlflow_run), code_version)
+        if timeout is not None:
+            made._labnb_meta = dataclasses.replace(made._labnb_meta, timeout=float(timeout))
+        return made
 
     return decorate(cls) if cls is not None else decorate
 

@@ -87,6 +87,11 @@ class Runner(ABC):
     @abstractmethod
     def close(self, cancel: bool = False) -> None: ...
 
+    def stop(self, task_id: str) -> bool:
+        """Stop one running job (its ``Outcome`` is then a failure); False when this
+        runner cannot stop a single job (threads cannot be killed)."""
+        return False
+
     @property
     @abstractmethod
     def busy(self) -> int:

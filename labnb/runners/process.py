@@ -139,6 +139,15 @@ class ProcessRunner(Runner):
                 worker.conn.close()
             self._workers = []
 
+    def stop(self, task_id: str) -> bool:
+        """Kill the worker running ``task_id`` (and what its task started); its
+        death is reported as the job's failure."""
+        for worker in self._workers:
+            if worker.task_id == task_id:
+                _signal_group(worker.process, signal.SIGKILL)
+                return True
+        return False
+
     def _idle_worker(self) -> _Worker | None:
         for worker in self._workers:
             if worker.task_id is None:
