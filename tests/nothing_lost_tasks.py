@@ -123,3 +123,15 @@ class LimitedNap:
 
         time.sleep(self.seconds)
         return self.seconds
+
+
+@labnb.task
+class ThreadLimits:
+    """The native thread pools' sizes a task sees (threadpoolctl)."""
+
+    n: int
+
+    def run(self) -> list[int]:
+        from threadpoolctl import threadpool_info
+
+        return sorted({pool["num_threads"] for pool in threadpool_info()})

@@ -276,6 +276,21 @@ def follow_lab(lab_pid: int) -> None:
     threading.Thread(target=_watch_lab, args=(lab,), daemon=True, name="labnb-lab").start()
 
 
+_THREAD_LIMITS: list[Any] = []
+"""The worker's threadpoolctl limits, kept for its lifetime."""
+
+
+def _limit_loaded_thread_pools(threads: int) -> None:
+    """Size the native thread pools of libraries already loaded (imported by the
+    Lab's process before the fork: numpy, scikit-learn...), which the variables
+    set above no longer reach, to this worker's share of the cores."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - a dependency; only a broken install lacks it
+        return
+    _THREAD_LIMITS.append(threadpool_limits(limits=threads))
+
+
 def adopt_task_processes() -> None:
     """Make the processes a task starts end with the task.
 
@@ -342,6 +357,8 @@ def worker_main(
     os.chdir(cwd)
     for variable in THREAD_LIMIT_VARIABLES:
         os.environ.setdefault(variable, str(threads))
+    given = os.environ["OMP_NUM_THREADS"]  # the user's own setting wins
+    _limit_loaded_thread_pools(int(given) if given.isdigit() and int(given) > 0 else threads)
     try:
         setup: RunSetup | Failure = pickle.loads(conn.recv_bytes())
     except EOFError:
