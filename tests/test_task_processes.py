@@ -1,5 +1,6 @@
-"""The processes a task starts end with the task: subprocesses it did not wait
-for and daemons it detached, when the task returns and when its run is cancelled."""
+"""The processes tasks start do not outlive their worker: subprocesses a task did
+not wait for and daemons it detached end when the run does, and with the task
+when it is cancelled."""
 
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ def lab(tmp_path: Path) -> labnb.Lab:
     return labnb.Lab(storage=tmp_path / "s", max_workers=2, context={"pids": str(tmp_path)})
 
 
-def test_processes_a_finished_task_left_running_are_ended(lab: labnb.Lab, tmp_path: Path):
+def test_processes_a_finished_task_left_running_end_with_the_run(lab: labnb.Lab, tmp_path: Path):
     results = lab.run_tasks([LeavesProcesses(n=n) for n in range(2)], disable_progress=True)
     assert sorted(results.values()) == [0, 1]
     pids = task_processes(tmp_path, 2)

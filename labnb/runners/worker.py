@@ -292,13 +292,15 @@ def _limit_loaded_thread_pools(threads: int) -> None:
 
 
 def adopt_task_processes() -> None:
-    """Make the processes a task starts end with the task.
+    """Make the processes tasks start end with their worker, at the latest.
 
     The worker leads a process group of its own, which its tasks' subprocesses
     join, so the Lab stops a worker and everything it started with one
-    ``killpg``. It is also their subreaper (Linux): a daemon a task started
-    (a double fork, ``cmd &``) is re-parented to the worker, not to init, so
-    ``end_task_processes`` finds it. A SIGTERM from the Lab ends them too.
+    ``killpg`` (a cancel, a time limit). It is also their subreaper (Linux): a
+    daemon a task started (a double fork, ``cmd &``) is re-parented to the
+    worker, not to init, so ``end_task_processes`` finds it when the worker
+    ends with its run, or on a SIGTERM. Not at each task's end: a pool a task
+    leaves for the next one to reuse (joblib's loky executor) must live on.
     """
     with contextlib.suppress(OSError):
         os.setpgid(0, 0)
@@ -315,15 +317,19 @@ def _end_on_term(signum: int, frame: Any) -> None:
 
 
 def end_task_processes() -> None:
-    """Kill what the task left running (subprocesses, their daemons) and reap them."""
+    """End what tasks left running (subprocesses, their daemons) and reap them."""
     try:
         leftovers = psutil.Process().children(recursive=True)
     except psutil.Error:
         return
-    for process in leftovers:
+    for process in leftovers:  # asked first: a pool's helpers tidy up on SIGTERM
+        with contextlib.suppress(psutil.Error):
+            process.terminate()
+    _, alive = psutil.wait_procs(leftovers, timeout=1)
+    for process in alive:
         with contextlib.suppress(psutil.Error):
             process.kill()
-    psutil.wait_procs(leftovers, timeout=2)
+    psutil.wait_procs(alive, timeout=2)
 
 
 def _watch_lab(lab: psutil.Process) -> None:
@@ -372,6 +378,7 @@ def worker_main(
     try:
         _serve(conn, channel, capture, setup)
     finally:
+        end_task_processes()
         capture.close()
 
 
@@ -393,7 +400,6 @@ def _serve(
         try:
             outcome = _run(task_id, receiver, types_bytes, job_bytes, setup, channel)
         finally:
-            end_task_processes()
             capture.stop()
         channel.send(outcome)
 
