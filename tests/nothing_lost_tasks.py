@@ -132,6 +132,7 @@ class ThreadLimits:
     n: int
 
     def run(self) -> list[int]:
+        import numpy  # noqa: F401 - a BLAS pool, already loaded or loaded now
         from threadpoolctl import threadpool_info
 
         return sorted({pool["num_threads"] for pool in threadpool_info()})
