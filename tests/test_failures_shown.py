@@ -11,11 +11,9 @@ import textwrap
 import time
 from pathlib import Path
 
-import nbformat
 import pytest
 from jupyter_client.kernelspec import KernelSpecManager
-from jupyter_client.manager import KernelManager
-from nbclient import NotebookClient
+from notebooks import run_notebook
 from sample_tasks import Fails, Square
 
 import labnb
@@ -67,13 +65,7 @@ print(error.traceback)
 def test_a_notebook_tasks_traceback_shows_the_cells_line(
     tmp_path: Path, kernel_spec_manager: KernelSpecManager
 ):
-    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(CELL)])
-    NotebookClient(
-        notebook,
-        km=KernelManager(kernel_name="python3", kernel_spec_manager=kernel_spec_manager),
-        timeout=120,
-        resources={"metadata": {"path": str(tmp_path)}},
-    ).execute()
+    notebook = run_notebook([CELL], tmp_path, kernel_spec_manager, timeout=120)
     printed = "".join(o.get("text", "") for o in notebook.cells[0].outputs if o.get("name"))
     assert "ZeroDivisionError" in printed
     assert "return self.n / zero  # the failing line" in printed, printed

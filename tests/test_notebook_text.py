@@ -6,11 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import nbformat
 import pytest
 from jupyter_client.kernelspec import KernelSpecManager
-from jupyter_client.manager import KernelManager
-from nbclient import NotebookClient
+from notebooks import run_notebook
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -38,13 +36,7 @@ run = lab.submit([Nap(n=n) for n in range(6)])
 def test_the_saved_text_of_a_run_widget_is_how_the_run_ended(
     tmp_path: Path, kernel_spec_manager: KernelSpecManager
 ):
-    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in CELLS])
-    NotebookClient(
-        notebook,
-        km=KernelManager(kernel_name="python3", kernel_spec_manager=kernel_spec_manager),
-        timeout=180,
-        resources={"metadata": {"path": str(tmp_path)}},
-    ).execute()
+    notebook = run_notebook(CELLS, tmp_path, kernel_spec_manager)
     (shown,) = notebook.cells[1].outputs
     assert "application/vnd.jupyter.widget-view+json" in shown["data"]  # the live widget
     text = shown["data"]["text/plain"]
