@@ -22,7 +22,7 @@ from .engine.planning import Plan, make_plan
 from .engine.run_loop import RunLoop
 from .engine.run_process import RunOrder, launch
 from .engine.state import CANCELLED, DONE, FAILED, LOADED, RUNNING, RunState
-from .engine.tracebacks import notebook_sources
+from .engine.tracebacks import Sources, notebook_sources
 from .errors import CacheWarning, NotATask, RunLost, TaskFailed
 from .intask.tracking import tracking_setup
 from .model.identity import decode
@@ -193,7 +193,10 @@ class Lab:
     def _loop(self, plan: Plan) -> RunLoop:
         to_run = [plan.tasks[node.key] for node in plan.nodes]
         setup = RunSetup(
-            self.context, self.storage.writer(), tracking_setup(to_run), notebook_sources()
+            self.context,
+            self.storage.writer(),
+            tracking_setup(to_run),
+            notebook_sources() if to_run else Sources(),  # a fully cached run shows none
         )
         return RunLoop(plan, self.storage, self.runner, setup, self.continue_on_failure)
 

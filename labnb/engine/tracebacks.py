@@ -35,6 +35,8 @@ class Sources:
     """Cell file name -> its lines."""
     code: list[tuple[str, int, int, str]] = field(default_factory=list)
     """(qualified name, first line, last line, cell file name) of notebook code."""
+    registered: bool = field(default=False, compare=False, repr=False)
+    """Already made known in this process (``register_sources``): once per run."""
 
     def cell_of(self, name: str, line: int) -> str | None:
         for code_name, first, last, file in self.code:
@@ -134,6 +136,9 @@ def _codes(value: Any) -> list[types.CodeType]:
 
 def register_sources(sources: Sources) -> None:
     """Make ``sources`` (from ``notebook_sources``) what tracebacks here show."""
+    if sources.registered:
+        return
+    sources.registered = True
     for name, lines in sources.lines.items():
         if name not in linecache.cache:
             linecache.cache[name] = (sum(map(len, lines)), None, lines, name)
