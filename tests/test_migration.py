@@ -143,3 +143,22 @@ def test_a_storage_from_a_newer_labnb_is_refused(tmp_path: Path):
     (tmp_path / "new" / "labnb-storage.json").write_text('{"labnb_storage_version": 99}')
     with pytest.raises(labnb.StorageError, match="newer labnb"):
         labnb.Lab(storage=tmp_path / "new", runner="serial")
+
+
+SCHEMA3 = Path(__file__).parent / "fixtures" / "storage-schema3"
+"""A storage the previous release wrote (catalog schema 3: run records without live
+state), by its own code: three Squares cached, a failed Fails, one run."""
+
+
+def test_a_schema_3_storage_is_upgraded_in_place_without_loss(tmp_path: Path):
+    root = tmp_path / "store"
+    shutil.copytree(SCHEMA3, root)
+    lab = labnb.Lab(storage=root, runner="serial", continue_on_failure=True)
+    (old_run,) = lab.runs()
+    assert old_run.status == "failed" and old_run.counts() == {"done": 3, "failed": 1}
+    results = lab.run_tasks([Square(x=i) for i in range(3)], disable_progress=True)
+    assert [results[Square(x=i)] for i in range(3)] == [0, 1, 4]
+    assert len(lab.runs()) == 1  # all loaded: nothing ran
+    assert lab.run_tasks([Square(x=5)], disable_progress=True) == {Square(x=5): 25}
+    newest = lab.runs()[-1]
+    assert newest.status == "done" and newest.counts() == {"done": 1}
