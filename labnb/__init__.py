@@ -15,6 +15,7 @@ from .intask.progress_api import progress
 from .intask.recording import log_artifact, log_features, log_metric, log_model, log_param
 from .lab import Lab, RunResults
 from .model.formats import NumpyFormat, ParquetFormat, PickleFormat, ResultFormat
+from .model.resources import Resources, ResourcesError
 from .model.tasks import is_task, is_task_type, logger, task, task_id
 from .runners.base import Runner
 from .storage import Catalog, FsspecStorage, IndexEntry, LocalStorage, NullStorage, Storage
@@ -59,6 +60,8 @@ __all__ = [
     "NumpyFormat",
     "ParquetFormat",
     "PickleFormat",
+    "Resources",
+    "ResourcesError",
     "ResultFormat",
     "Run",
     "RunRecord",

@@ -18,6 +18,7 @@ from .engine.cpus import available_cpus
 from .engine.explain import Explanation, explain
 from .engine.handles import LocalRun, RecordedRun, Run, attach_results, found_run
 from .engine.job import RunSetup
+from .engine.machine import GpuChoice, this_machine
 from .engine.planning import Plan, make_plan
 from .engine.run_loop import RunLoop
 from .engine.run_process import RunOrder, launch
@@ -62,7 +63,9 @@ class Lab:
     ``'serial'``, ``'ray'`` (``RayRunner``) or a ``Runner``; labtech's
     ``runner_backend`` (``'fork'``, ``'spawn'``, ``'fork-per-task'``,
     ``'thread'``, ``'serial'``, ``RayRunnerBackend()``) is accepted instead
-    (see ``runners.backends``).
+    (see ``runners.backends``). ``gpus`` narrows the GPUs tasks may be given:
+    device numbers (``[0, 2]``), a count (``2``: the first two; ``0``: none),
+    or None for every GPU NVML finds (see ``engine.machine``).
     """
 
     def __init__(
@@ -74,6 +77,7 @@ class Lab:
         notebook: bool | None = None,
         runner: str | Runner = "process",
         runner_backend: Any = None,
+        gpus: GpuChoice = None,
     ) -> None:
         if max_workers is not None and (not isinstance(max_workers, int) or max_workers < 1):
             raise ValueError(f"max_workers must be a positive int or None, not {max_workers!r}")
@@ -82,6 +86,8 @@ class Lab:
         runner = runner_for(runner, runner_backend)
         self._runner_name = runner if isinstance(runner, str) else None
         self.runner = make_runner(runner, self.max_workers, requested=max_workers)
+        self.machine = this_machine(gpus)
+        """The cores, GPUs and memory the local runners pack tasks onto."""
         if storage is _DEFAULT:
             print(
                 f"labnb: caching results in ./{DEFAULT_STORAGE} (choose with Lab(storage=...))",
@@ -133,7 +139,7 @@ class Lab:
         ``disable_progress`` turns the whole view off.
         """
         tasks = _check_tasks(tasks)
-        plan = make_plan(tasks, self.storage, bust_cache)
+        plan = self._plan(tasks, bust_cache)
         ordered = self._order(tasks, plan, bust_cache)
         if ordered is None:
             loop = self._loop(plan)
@@ -182,13 +188,22 @@ class Lab:
         stays free for other cells meanwhile.
         """
         tasks = _check_tasks(tasks)
-        plan = make_plan(tasks, self.storage, bust_cache)
+        plan = self._plan(tasks, bust_cache)
         ordered = self._order(tasks, plan, bust_cache)
         if ordered is None:
             return LocalRun(tasks, self._loop(plan))
         order, context = ordered
         launch(order, context)
         return RecordedRun(order.run_id, self.storage, tasks, plan)
+
+    def _plan(self, tasks: list[Any], bust_cache: bool) -> Plan:
+        """What must run; a task that needs more than this machine has is refused
+        here, before anything starts (Ray's cluster is not this machine)."""
+        plan = make_plan(tasks, self.storage, bust_cache)
+        if self.runner.packs:
+            for node in plan.nodes:
+                self.machine.check(repr(plan.tasks[node.key])[:200], node.needs)
+        return plan
 
     def _loop(self, plan: Plan) -> RunLoop:
         to_run = [plan.tasks[node.key] for node in plan.nodes]
@@ -198,7 +213,9 @@ class Lab:
             tracking_setup(to_run),
             notebook_sources() if to_run else Sources(),  # a fully cached run shows none
         )
-        return RunLoop(plan, self.storage, self.runner, setup, self.continue_on_failure)
+        return RunLoop(
+            plan, self.storage, self.runner, setup, self.continue_on_failure, machine=self.machine
+        )
 
     def _order(
         self, tasks: list[Any], plan: Plan, bust_cache: bool
@@ -226,6 +243,7 @@ class Lab:
             storage=str(self.storage.path),
             runner=self._runner_name,
             max_workers=self.max_workers,
+            gpus=[gpu.index for gpu in self.machine.gpus],
             continue_on_failure=self.continue_on_failure,
             bust_cache=bust_cache,
             tasks=shipped,

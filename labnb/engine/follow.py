@@ -97,6 +97,7 @@ class Follower:
         was = record.status
         record.status = row.status if row.status in _STATUSES else WAITING  # "not started"
         record.started, record.finished, record.pid = row.started, row.finished, row.pid
+        record.resources = row.resources
         if row.progress is not None:
             n, total, desc = json.loads(row.progress)
             record.progress = (n, total, desc)

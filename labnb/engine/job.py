@@ -21,6 +21,7 @@ from ..model.formats import Payload, PickleFormat
 from ..model.tasks import attach_context, attach_result, dependencies_of, meta_of, task_id
 from ..storage.blobs import PayloadWriter
 from ..storage.entry import StoredFile
+from .packing import Grant
 from .tracebacks import Sources, register_sources, user_traceback
 
 SHIPPING_FORMAT = PickleFormat()
@@ -51,6 +52,8 @@ class Job:
     cache: bool = True
     dependency_runs: dict[str, str] = field(default_factory=dict)
     """mlflow run ids of dependencies that were mlflow runs, to link the pipeline."""
+    grant: Grant | None = None
+    """The GPUs and cores it was given, when its runner packs (``engine.packing``)."""
 
 
 @dataclass

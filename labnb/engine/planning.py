@@ -14,7 +14,7 @@ from typing import Any
 
 from ..errors import CacheWarning, LabnbError
 from ..model.formats import Payload
-from ..model.tasks import dependencies_of, meta_of, task_id
+from ..model.tasks import dependencies_of, meta_of, needs_of, task_id
 from ..storage import IndexEntry, Storage
 from .scheduler import Node
 
@@ -105,7 +105,9 @@ def _make_plan(
                     task_id(dep) for dep in dependencies_of(task) if task_id(dep) not in plan.loaded
                 )
             )
-            plan.nodes.append(Node(key, dependencies, meta.type_name, meta.max_parallel))
+            plan.nodes.append(
+                Node(key, dependencies, meta.type_name, meta.max_parallel, needs_of(task))
+            )
             continue
         seen = plan.instances.setdefault(key, [])
         if any(item is task for item in seen):

@@ -22,6 +22,8 @@ from ..storage import IndexEntry, Record, Storage, Tracking
 from ..storage.index import TaskRow
 from .claims import Claims
 from .job import Failure, Job, Outcome, RunSetup
+from .machine import Machine
+from .packing import Pool
 from .planning import Plan, load_cached
 from .scheduler import Scheduler
 from .state import CANCELLED, DONE, FAILED, WAITING, RunState
@@ -49,13 +51,16 @@ class RunLoop:
         continue_on_failure: bool,
         run_id: str | None = None,
         roots: set[str] | frozenset[str] = frozenset(),
+        machine: Machine | None = None,
     ) -> None:
+        """``machine``: what a runner that packs tasks (a local one) packs them onto."""
         self.plan = plan
         self.storage = storage
         self.runner = runner
         self.setup = setup
         self.state = RunState(plan)
-        self.scheduler = Scheduler(plan.nodes, continue_on_failure)
+        pool = Pool.of(machine, runner.capacity) if machine is not None and runner.packs else None
+        self.scheduler = Scheduler(plan.nodes, continue_on_failure, pool)
         self.payloads = dict(plan.loaded)
         self.run_ids = dict(plan.run_ids)
         self.failures: dict[str, TaskFailed] = {}
@@ -168,6 +173,7 @@ class RunLoop:
                 if record.metrics
                 else None,
                 failure=failure,
+                resources=record.resources,
             )
 
     def _submit_ready(self) -> None:
@@ -209,7 +215,9 @@ class RunLoop:
         dependencies = {task_id(dep): self.payloads[task_id(dep)] for dep in dependencies_of(task)}
         cache = meta_of(task).format is not None
         runs = {dep: self.run_ids[dep] for dep in dependencies if dep in self.run_ids}
-        self.runner.submit(Job(key, task, dependencies, cache, runs))
+        grant = self.scheduler.grants.get(key)
+        self.state.granted(key, grant)
+        self.runner.submit(Job(key, task, dependencies, cache, runs, grant))
 
     def _handle(self, events: list[Any]) -> None:
         for event in events:

@@ -54,6 +54,8 @@ class RunOrder:
     """The local storage's directory."""
     runner: str
     max_workers: int
+    gpus: list[int]
+    """The GPUs the Lab may give tasks (``Lab(gpus=...)``, resolved)."""
     continue_on_failure: bool
     bust_cache: bool
     tasks: bytes
@@ -140,6 +142,7 @@ def _prepare(order: RunOrder, context: bytes) -> Any:
     from ..runners.choice import make_runner
     from ..storage import LocalStorage
     from .job import RunSetup
+    from .machine import this_machine
     from .planning import make_plan
     from .run_loop import RunLoop
 
@@ -158,7 +161,16 @@ def _prepare(order: RunOrder, context: bytes) -> Any:
     setup = RunSetup(packed, storage.writer(), order.tracking, order.sources)
     runner = make_runner(order.runner, order.max_workers)
     root_ids = frozenset(task_id(task) for task in roots)
-    loop = RunLoop(plan, storage, runner, setup, order.continue_on_failure, order.run_id, root_ids)
+    loop = RunLoop(
+        plan,
+        storage,
+        runner,
+        setup,
+        order.continue_on_failure,
+        order.run_id,
+        root_ids,
+        machine=this_machine(order.gpus),
+    )
     return loop
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ..errors import TaskFailed
+from .packing import Grant
 from .planning import Plan
 
 RUNNING, WAITING, DONE, FAILED, LOADED, CANCELLED = (
@@ -48,6 +49,8 @@ class TaskRecord:
     """Logged metrics so far: name -> [(step, value), ...]."""
     type_name: str = ""
     """The task's type, as displays name it."""
+    resources: str | None = None
+    """What it holds while it runs (``"GPU 0 · 4 CPUs"``), when it was given any."""
 
     def __post_init__(self) -> None:
         self.type_name = self.type_name or type(self.task).__qualname__
@@ -73,6 +76,14 @@ class RunState:
             record = self.records[key]
             record.status, record.pid, record.started = RUNNING, pid, when
             self.version += 1
+
+    def granted(self, key: str, grant: Grant | None) -> None:
+        """``key`` is about to start, holding ``grant`` (what displays show beside it)."""
+        label = None if grant is None else grant.describe() or None
+        if label is not None:
+            with self.lock:
+                self.records[key].resources = label
+                self.version += 1
 
     def output(self, key: str, text: str) -> None:
         with self.lock:

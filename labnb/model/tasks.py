@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any, Protocol, TypeVar, overload
@@ -27,6 +27,7 @@ from ..errors import MissingRun, ParameterError, ResultNotAvailable, TaskDefinit
 from .caches import NullCache, as_format
 from .formats import PickleFormat, ResultFormat
 from .identity import encode, hash_identity, resolve
+from .resources import UNDECLARED, Resources, parse_resources
 
 logger = logging.getLogger("labnb")
 logger.setLevel(logging.INFO)
@@ -60,6 +61,8 @@ class TaskMeta:
     user_post_init: Callable[[Any], None] | None
     timeout: float | None = None
     """Seconds a task of this type may run before it is stopped and fails."""
+    resources: Resources = UNDECLARED
+    """What one execution needs (``resources.py``), unless a ``resources()`` method says."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,6 +112,15 @@ def meta_of(task_or_type: Any) -> TaskMeta:
     if meta is None:
         raise TypeError(f"{task_or_type!r} is not a labnb task type")
     return meta
+
+
+def needs_of(task: Any) -> Resources:
+    """What one execution of ``task`` needs: its ``resources()`` method's answer
+    when its type has one (checked like a declaration), else the type's."""
+    method = getattr(task, "resources", None)
+    if callable(method):
+        return parse_resources(method(), f"{type(task).__name__}.resources()")
+    return meta_of(task).resources
 
 
 def type_name_of(spec: Any) -> str:
@@ -165,6 +177,7 @@ def task(
     mlflow_run: bool = ...,
     code_version: str | None = ...,
     timeout: float | None = ...,
+    resources: Mapping[str, Any] | None = ...,
 ) -> Callable[[T], T]: ...
 @dataclass_transform(frozen_default=True)
 def task(
@@ -175,6 +188,7 @@ def task(
     mlflow_run: bool = False,
     code_version: str | None = None,
     timeout: float | None = None,
+    resources: Mapping[str, Any] | None = None,
 ) -> Any:
     """Turn a class with annotated fields and a ``run()`` method into a task type.
 
@@ -185,6 +199,10 @@ def task(
     ``code_version`` is part of the id: bump it when ``run()`` changes meaning.
     ``timeout``: seconds a task may run; one that runs longer is stopped and
     fails alone (process runner; threads cannot be stopped). Not part of the id.
+    ``resources``: what one execution needs, ``{"cpus": 4, "gpus": 1,
+    "gpu_memory": "8G", "memory": "16G"}``; the local runners start a task only
+    when that is free and give it those GPUs and cores alone. A ``resources()``
+    method returning such a dict overrides it per task. Not part of the id.
     """
     fmt = PickleFormat() if cache is _DEFAULT_FORMAT else as_format(cache)
     if max_parallel is not None and (not isinstance(max_parallel, int) or max_parallel < 1):
@@ -195,9 +213,11 @@ def task(
         raise ValueError(f"timeout must be a positive number of seconds or None, not {timeout!r}")
 
     def decorate(cls: T) -> T:
+        needs = parse_resources(resources, f"task type {cls.__name__}")
         made = _make_task_type(cls, fmt, max_parallel, bool(mlflow_run), code_version)
-        if timeout is not None:
-            made._labnb_meta = dataclasses.replace(made._labnb_meta, timeout=float(timeout))
+        made._labnb_meta = dataclasses.replace(
+            made._labnb_meta, timeout=None if timeout is None else float(timeout), resources=needs
+        )
         return made
 
     return decorate(cls) if cls is not None else decorate

@@ -74,6 +74,9 @@ class Runner(ABC):
     """
 
     capacity: int = 1
+    packs: bool = False
+    """Whether its jobs run on this machine, so the scheduler packs them onto its
+    cores and GPUs (``engine.packing``) and jobs carry their ``Grant``."""
 
     @abstractmethod
     def open(self, setup: RunSetup) -> None: ...

@@ -14,6 +14,7 @@ from .base import Event, EventChannel, Runner, Started
 
 class SerialRunner(Runner):
     capacity = 1
+    packs = True
 
     def __init__(self) -> None:
         self._pending: list[Job] = []
@@ -44,6 +45,7 @@ class SerialRunner(Runner):
 class ThreadRunner(Runner):
     def __init__(self, max_workers: int) -> None:
         self.capacity = max_workers
+        self.packs = True
         self._events: queue.SimpleQueue[Event] = queue.SimpleQueue()
         self._executor: ThreadPoolExecutor | None = None
         self._setup = RunSetup()

@@ -61,12 +61,16 @@ class _Worker:
     process: Any
     conn: Connection
     sender: JobSender
+    devices: dict[str, str]
+    """The GPU variables it started with (``Grant.visible_devices``): CUDA reads
+    them once per process, so a worker only runs jobs given the same GPUs."""
     task_id: str | None = None
 
 
 class ProcessRunner(Runner):
     def __init__(self, max_workers: int) -> None:
         self.capacity = max_workers
+        self.packs = True
         self._workers: list[_Worker] = []
         self._setup: bytes = b""
         if start_context().get_start_method() == "forkserver":
@@ -92,8 +96,9 @@ class ProcessRunner(Runner):
         return [worker.process.pid for worker in self._workers]
 
     def submit(self, job: Job) -> None:
+        devices = job.grant.visible_devices() if job.grant is not None else {}
         while True:
-            worker = self._idle_worker() or self._spawn()
+            worker = self._idle_worker(devices) or self._spawn(devices)
             try:
                 worker.conn.send_bytes(worker.sender.dumps(job))
             except OSError:  # it died while idle: forget it and use another
@@ -148,26 +153,40 @@ class ProcessRunner(Runner):
                 return True
         return False
 
-    def _idle_worker(self) -> _Worker | None:
-        for worker in self._workers:
-            if worker.task_id is None:
+    def _idle_worker(self, devices: dict[str, str]) -> _Worker | None:
+        """An idle worker that sees these GPUs; when every slot is taken by idle
+        workers that see others, one of them ends to make room for a new one."""
+        idle = [worker for worker in self._workers if worker.task_id is None]
+        for worker in idle:
+            if worker.devices == devices:
                 return worker
+        if idle and len(self._workers) >= self.capacity:
+            self._retire(idle[0])
         return None
 
-    def _spawn(self) -> _Worker:
+    def _retire(self, worker: _Worker) -> None:
+        with contextlib.suppress(OSError):
+            worker.conn.send_bytes(b"")
+        worker.process.join(STOP_GRACE_SECONDS)
+        if worker.process.is_alive():
+            _signal_group(worker.process, signal.SIGKILL)
+            worker.process.join()
+        self._remove(worker)
+
+    def _spawn(self, devices: dict[str, str]) -> _Worker:
         context = start_context()
         parent_conn, child_conn = context.Pipe()
         threads = max(1, available_cpus() // self.capacity)
         process = context.Process(
             target=worker_main,
-            args=(child_conn, dict(os.environ), os.getcwd(), threads, os.getpid()),
+            args=(child_conn, {**os.environ, **devices}, os.getcwd(), threads, os.getpid()),
             name="labnb-worker",
         )
         with main_module_hidden():
             process.start()
         child_conn.close()
         parent_conn.send_bytes(self._setup)
-        worker = _Worker(process, parent_conn, JobSender())
+        worker = _Worker(process, parent_conn, JobSender(), devices)
         self._workers.append(worker)
         return worker
 

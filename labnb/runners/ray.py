@@ -47,6 +47,13 @@ notebook can change it between runs::
         ray_options: ClassVar[dict] = {"num_gpus": 1}
         seed: int
 
+A task's declared needs (``@labnb.task(resources=...)`` or its
+``resources()`` method) become Ray's ``num_cpus``, ``num_gpus`` and
+``memory``, so one declaration serves the local runners and Ray; a
+``ray_options`` entry wins over them (the escape hatch). ``gpu_memory`` has
+no Ray equivalent (Ray's fractional GPUs are shares, not bytes) and is not
+passed; say ``ray_options = {"num_gpus": 0.5}`` to share GPUs on Ray.
+
 Per-type ``max_parallel`` stays labnb's: its scheduler never submits more
 tasks of a type than that, so Ray never runs more.
 """
@@ -65,7 +72,8 @@ from typing import Any
 
 from ..engine.job import Failure, Job, Outcome, RunSetup, execute
 from ..model.formats import Payload, ResultFormat
-from ..model.tasks import meta_of
+from ..model.resources import Resources
+from ..model.tasks import meta_of, needs_of
 from . import base
 from .backends import RayRunnerBackend
 from .base import Event, Output, Progress, Runner, Started
@@ -402,7 +410,7 @@ class RayRunner(Runner):
         self._sink: Any = None
         self._run = 0
         self._box_ref: Any = None
-        self._options: dict[type, Any] = {}
+        self._options: dict[tuple[type, Resources], Any] = {}
         self._pending: dict[Any, _Pending] = {}
         self._payloads: list[_RayPayload] = []
         self._put_refs: dict[str, Any] = {}
@@ -443,7 +451,7 @@ class RayRunner(Runner):
         formats = [(task_id, payload.format) for task_id, payload in job.dependencies.items()]
         data = [self._ref_for(task_id, payload) for task_id, payload in job.dependencies.items()]
         shipped = dataclasses.replace(job, dependencies={})  # they travel as object refs
-        report, payload = self._options_for(type(job.task)).remote(
+        report, payload = self._options_for(type(job.task), needs_of(job.task)).remote(
             [self._box_ref], (shipped, formats), *data
         )
         self._pending[report] = _Pending(job.task_id, report, payload)
@@ -511,8 +519,8 @@ class RayRunner(Runner):
         actor = self._ray.remote(num_cpus=0, max_concurrency=1)(_Sink)
         return actor.options(scheduling_strategy=strategy).remote()
 
-    def _options_for(self, cls: type) -> Any:
-        remote = self._options.get(cls)
+    def _options_for(self, cls: type, needs: Resources) -> Any:
+        remote = self._options.get((cls, needs))
         if remote is None:
             options: dict[str, Any] = {
                 "num_returns": 2,
@@ -521,9 +529,10 @@ class RayRunner(Runner):
                 "name": meta_of(cls).type_name,
             }
             options.update(self.task_options)
+            options.update(ray_resources(needs))
             options.update(_check_options(getattr(cls, "ray_options", None) or {}, cls))
             remote = self._remote.options(**options)
-            self._options[cls] = remote
+            self._options[(cls, needs)] = remote
         return remote
 
     def _ref_for(self, task_id: str, payload: Payload) -> Any:
@@ -633,6 +642,18 @@ class RayRunner(Runner):
 def _add_metrics(task_id: str, metrics: list[MetricRow], events: list[Event]) -> None:
     if _Metric is not None:
         events.extend(_Metric(task_id, *row) for row in metrics)
+
+
+def ray_resources(needs: Resources) -> dict[str, Any]:
+    """A task's declared needs as Ray options (only those it declared)."""
+    options: dict[str, Any] = {}
+    if needs.cpus is not None:
+        options["num_cpus"] = needs.cpus
+    if needs.gpus:
+        options["num_gpus"] = needs.gpus
+    if needs.memory is not None:
+        options["memory"] = needs.memory
+    return options
 
 
 def _check_options(options: Any, owner: Any) -> dict[str, Any]:

@@ -17,7 +17,8 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -291,6 +292,45 @@ def _limit_loaded_thread_pools(threads: int) -> None:
     _THREAD_LIMITS.append(threadpool_limits(limits=threads))
 
 
+@contextmanager
+def on_cores(cores: tuple[int, ...]) -> Iterator[None]:
+    """Run a job on the cores it was given: every thread of the worker (threads a
+    library started earlier too) and the processes it starts are pinned to them,
+    and native thread pools and the thread variables are sized to them, unless
+    the user set those variables. Afterwards the worker's own are restored."""
+    if not cores or not hasattr(os, "sched_setaffinity"):
+        yield
+        return
+    before = os.sched_getaffinity(0)
+    saved = {variable: os.environ.get(variable) for variable in THREAD_LIMIT_VARIABLES}
+    _pin_threads(set(cores))
+    for variable in THREAD_LIMIT_VARIABLES:
+        if variable not in _USER_THREAD_VARIABLES:
+            os.environ[variable] = str(len(cores))
+    try:
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(limits=len(cores)):
+            yield
+    finally:
+        _pin_threads(before)
+        for variable, value in saved.items():
+            if value is None:
+                os.environ.pop(variable, None)
+            else:
+                os.environ[variable] = value
+
+
+def _pin_threads(cores: set[int]) -> None:
+    for thread in os.listdir("/proc/self/task") if os.path.isdir("/proc/self/task") else ["0"]:
+        with contextlib.suppress(OSError):  # a thread that just ended
+            os.sched_setaffinity(int(thread), cores)
+
+
+_USER_THREAD_VARIABLES: set[str] = set()
+"""Thread variables the Lab's environment set: the user's choice, never overridden."""
+
+
 def adopt_task_processes() -> None:
     """Make the processes tasks start end with their worker, at the latest.
 
@@ -360,6 +400,7 @@ def worker_main(
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.environ.clear()
     os.environ.update(environment)
+    _USER_THREAD_VARIABLES.update(v for v in THREAD_LIMIT_VARIABLES if v in environment)
     os.chdir(cwd)
     for variable in THREAD_LIMIT_VARIABLES:
         os.environ.setdefault(variable, str(threads))
@@ -421,7 +462,8 @@ def _run(
         failure = Failure.from_exception(exc, note="the task could not be loaded in a worker")
         return Outcome(task_id, now, now, failure=failure)
     try:
-        return execute(job, setup, channel, whole_process=True, ship=True)
+        with on_cores(job.grant.cores if job.grant is not None else ()):
+            return execute(job, setup, channel, whole_process=True, ship=True)
     except KeyboardInterrupt as exc:
         # A worker ignores SIGINT (the Lab stops workers itself), so this came
         # from the task's own code: its failure, not a dead worker.

@@ -52,6 +52,8 @@ class TaskRow(NamedTuple):
     """JSON ``{name: [[step, value], ...]}`` logged so far."""
     failure: str | None = None
     """JSON ``{"type", "message", "traceback"}`` when it failed."""
+    resources: str | None = None
+    """The GPUs and cores it was given (``"GPU 0 · 4 CPUs"``), when it declared needs."""
     version: int = 0
     """The run's update that last changed this row."""
 

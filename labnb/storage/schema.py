@@ -23,7 +23,8 @@ holds its live state (worker pid, progress, latest metrics), ``run_output``
 the text tasks print until their logs are committed, and ``runs.version``
 counts the run's updates, so a follower reads only what changed.
 
-Schema versions (``PRAGMA user_version``): 4 is this one; 3 had no live
+Schema versions (``PRAGMA user_version``): 5 is this one; 4 did not record
+the GPUs and cores a running task holds (opening it adds the column); 3 had no live
 state (opening it adds the columns and ``run_output``); 2 had no runs or
 leases (opening it adds them); 0.1.0's index was a diskcache of pickled dicts
 (version 1, migrated by ``migrate.py``).
@@ -39,7 +40,7 @@ from typing import Any
 
 from .entry import IndexEntry, Tracking
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 PARAMS = "params."
 METRICS = "metrics."
 ENTRY_COLUMNS = (
@@ -89,7 +90,7 @@ CREATE TABLE IF NOT EXISTS run_tasks (
     run_id TEXT NOT NULL, task_id TEXT NOT NULL, type TEXT NOT NULL, label TEXT NOT NULL,
     status TEXT NOT NULL, started REAL, finished REAL, error TEXT,
     root INTEGER NOT NULL DEFAULT 0, pid INTEGER, progress TEXT, metrics TEXT, failure TEXT,
-    version INTEGER NOT NULL DEFAULT 0,
+    resources TEXT, version INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (run_id, task_id)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS run_output (
@@ -114,9 +115,11 @@ _ADDED_COLUMNS = {
         "metrics TEXT",
         "failure TEXT",
         "version INTEGER NOT NULL DEFAULT 0",
+        "resources TEXT",
     ),
 }
-"""Columns version 4 added to version 3's tables (``CREATE ... IF NOT EXISTS`` keeps old tables)."""
+"""Columns later versions added to version 3's tables (``CREATE ... IF NOT EXISTS``
+keeps old tables): version 4 the live state, version 5 ``run_tasks.resources``."""
 
 
 def create(connection: sqlite3.Connection) -> None:

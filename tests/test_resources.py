@@ -1,0 +1,98 @@
+"""Declared needs on real worker processes: each task sees only the GPUs it was
+given (simulated devices, ``Lab(gpus=N)``) and runs on its own cores; needs no
+machine can meet are refused before anything runs."""
+
+from __future__ import annotations
+
+import itertools
+import os
+from pathlib import Path
+
+import pytest
+from resource_tasks import NeedsNothing, OneCore, OneGpu, SizedByParameter
+
+import labnb
+from labnb.engine.machine import GPUS_VARIABLE, usable_gpus
+
+
+def test_each_task_sees_only_its_own_gpu_and_no_gpu_runs_two_at_once(tmp_path: Path):
+    lab = labnb.Lab(storage=tmp_path / "s", max_workers=4, gpus=2)
+    results = lab.run_tasks([OneGpu(n=i) for i in range(6)], disable_progress=True)
+    seen = list(results.values())
+    assert {view["cuda"] for view in seen} == {"0", "1"}
+    assert all(view["hip"] == view["cuda"] and view["order"] == "PCI_BUS_ID" for view in seen)
+    for gpu in ("0", "1"):
+        spans = sorted((v["started"], v["finished"]) for v in seen if v["cuda"] == gpu)
+        assert len(spans) == 3
+        assert all(end <= start for (_, end), (start, _) in itertools.pairwise(spans))
+    # Two at a time although four workers were free: the GPUs were the limit.
+    assert max(v["finished"] for v in seen) - min(v["started"] for v in seen) >= 3 * 0.3
+
+
+def test_a_resources_method_sizes_each_task_by_its_parameters(tmp_path: Path):
+    lab = labnb.Lab(storage=tmp_path / "s", max_workers=2, gpus=[1, 3])
+    results = lab.run_tasks(
+        [SizedByParameter(gpus=2), SizedByParameter(gpus=0)], disable_progress=True
+    )
+    assert results[SizedByParameter(gpus=2)]["cuda"] == "1,3"
+    # Declared, but no GPU: it sees none, rather than every GPU.
+    assert results[SizedByParameter(gpus=0)]["cuda"] == ""
+
+
+def test_tasks_that_declare_nothing_see_what_the_lab_sees(tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    lab = labnb.Lab(storage=tmp_path / "s", max_workers=2)
+    results = lab.run_tasks([NeedsNothing(n=1)], disable_progress=True)
+    assert results[NeedsNothing(n=1)]["cuda"] == "0,1"
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two cores to pin one")
+def test_declared_cpus_pin_the_task_to_its_own_cores_with_thread_pools_to_match(tmp_path: Path):
+    lab = labnb.Lab(storage=tmp_path / "s", max_workers=2)
+    results = lab.run_tasks([OneCore(n=i) for i in range(4)], disable_progress=True)
+    for view in results.values():
+        assert len(view["cores"]) == 1 and view["omp"] == "1"
+    again = lab.run_tasks([NeedsNothing(n=2)], disable_progress=True)
+    assert len(again[NeedsNothing(n=2)]["cores"]) == len(os.sched_getaffinity(0))
+
+
+def test_a_task_that_needs_a_gpu_is_refused_where_there_is_none(tmp_path: Path):
+    lab = labnb.Lab(storage=tmp_path / "s", gpus=0)
+    with pytest.raises(labnb.ResourcesError, match=r"OneGpu\(n=1.*needs 1 GPU.*none"):
+        lab.run_tasks([NeedsNothing(n=1), OneGpu(n=1)], disable_progress=True)
+    assert not lab.is_cached(NeedsNothing(n=1))  # refused before anything ran
+    assert lab.runs() == []
+    with pytest.raises(labnb.ResourcesError, match="needs 3 GPUs"):
+        labnb.Lab(storage=tmp_path / "s", gpus=[0, 1]).submit([SizedByParameter(gpus=3)])
+
+
+def test_more_cpus_than_the_machine_has_are_refused(tmp_path: Path):
+    @labnb.task(resources={"cpus": 10_000})
+    class Huge:
+        def run(self) -> None:
+            return None
+
+    with pytest.raises(labnb.ResourcesError, match="10000 CPUs, and this machine has"):
+        labnb.Lab(storage=tmp_path / "s").run_tasks([Huge()], disable_progress=True)
+
+
+def test_a_bad_declaration_fails_at_the_decorator():
+    with pytest.raises(labnb.ResourcesError, match="task type Typo: unknown resource 'gpu'"):
+
+        @labnb.task(resources={"gpu": 1})
+        class Typo:
+            def run(self) -> None:
+                return None
+
+
+def test_the_environment_variable_and_the_lab_choose_the_gpus(monkeypatch):
+    monkeypatch.setenv(GPUS_VARIABLE, "2,5")
+    assert [gpu.index for gpu in usable_gpus()] == [2, 5]
+    assert [gpu.index for gpu in usable_gpus([0])] == [0]  # the Lab's choice wins
+    monkeypatch.setenv(GPUS_VARIABLE, "none")
+    assert usable_gpus() == []
+    monkeypatch.setenv(GPUS_VARIABLE, "the fast one")
+    with pytest.raises(labnb.ResourcesError, match="LABNB_GPUS must be device numbers"):
+        usable_gpus()
+    with pytest.raises(labnb.ResourcesError, match="a device twice"):
+        usable_gpus([1, 1])
