@@ -90,6 +90,7 @@ function render({ model, el, experimental }) {
           ["Elapsed", "labnb-num"],
           ["CPU", "labnb-num"],
           ["Memory", "labnb-num"],
+          ["Holds", "labnb-gpu"],
           ["Progress"],
         ].map(([name, className]) => h("th", { scope: "col", class: className, text: name })),
         h("th", { scope: "col" }, h("span", { class: "labnb-sr-only", text: "Actions" })),
@@ -226,6 +227,7 @@ function render({ model, el, experimental }) {
       elapsed: h("td", { class: "labnb-num" }),
       cpu: h("td", { class: "labnb-num" }),
       memory: h("td", { class: "labnb-num" }),
+      holds: h("td", { class: "labnb-gpu" }),
       progress: h("div", { class: "labnb-task-progress" }), // filled when `progress` is set
       bar: null,
       barText: null,
@@ -239,6 +241,7 @@ function render({ model, el, experimental }) {
       parts.elapsed,
       parts.cpu,
       parts.memory,
+      parts.holds,
       h("td", {}, parts.progress),
       h("td", { class: "labnb-actions" }, parts.logs),
     );
@@ -270,6 +273,7 @@ function render({ model, el, experimental }) {
     setText(p.elapsed, formatDuration(task.elapsed_s));
     setText(p.cpu, formatNumber(task.cpu_percent, "%"));
     setText(p.memory, formatNumber(task.memory_mb, " MB"));
+    setText(p.holds, holdsText(task));
     const progress = task.progress;
     if (progress) {
       if (!p.bar) {
@@ -294,6 +298,8 @@ function render({ model, el, experimental }) {
   function updateTasks() {
     const tasks = model.get("tasks") ?? [];
     syncKeyed(tbody, taskRows, tasks, (t) => t.id, createTaskRow, updateTaskRow);
+    // The "Holds" column only where some task was given GPUs or cores.
+    table.classList.toggle("labnb-with-holds", tasks.some((t) => t.resources));
     emptyNote.hidden = tasks.length > 0;
   }
 
@@ -386,6 +392,15 @@ function render({ model, el, experimental }) {
     status.dispose();
     root.remove();
   };
+}
+
+/** "GPU 0 · 4 CPUs", then the GPU's use while it runs: "GPU 0 · 63% · 1200 MB". */
+export function holdsText(task) {
+  if (!task.resources) return "";
+  const use = [];
+  if (task.gpu_percent != null) use.push(formatNumber(task.gpu_percent, "%"));
+  if (task.gpu_memory_mb != null) use.push(formatNumber(task.gpu_memory_mb, " MB"));
+  return [task.resources, ...use].join(" \u00b7 ");
 }
 
 export default { render };

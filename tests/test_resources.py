@@ -96,3 +96,16 @@ def test_the_environment_variable_and_the_lab_choose_the_gpus(monkeypatch):
         usable_gpus()
     with pytest.raises(labnb.ResourcesError, match="a device twice"):
         usable_gpus([1, 1])
+
+
+def test_the_run_record_and_the_widget_show_which_gpu_each_task_holds(tmp_path: Path):
+    from labnb.display.widgets import RunView
+
+    lab = labnb.Lab(storage=tmp_path / "s", max_workers=2, gpus=[0, 1])
+    run = lab.submit([OneGpu(n=i, seconds=0.1) for i in range(4)] + [NeedsNothing(n=9)])
+    run.wait(60)
+    view = RunView(run.state)  # fed from the run process's record, like any follower
+    holds = {row["label"]: row["resources"] for row in view.tasks}
+    assert sorted(holds.values(), key=str) == ["GPU 0", "GPU 0", "GPU 1", "GPU 1", None]
+    assert holds["NeedsNothing(n=9)"] is None
+    view.close()

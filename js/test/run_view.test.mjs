@@ -189,3 +189,17 @@ test("unmounting removes every model listener", () => {
   assert.equal(model.listenerCount, 0);
   assert.equal(el.children.length, 0);
 });
+
+test("the Holds column appears only when a task holds GPUs, with the GPU's use while it runs", () => {
+  const table = el.querySelector(".labnb-tasks");
+  assert.equal(table.classList.contains("labnb-with-holds"), false);
+  model.update({
+    tasks: [
+      task("1", "running", { resources: "GPU 1 · 4 CPUs", gpu_percent: 63, gpu_memory_mb: 1200 }),
+      task("2", "done", { resources: "GPU 0" }),
+    ],
+  });
+  assert.equal(table.classList.contains("labnb-with-holds"), true);
+  const cells = [...el.querySelectorAll("tbody td.labnb-gpu")].map((td) => td.textContent);
+  assert.deepEqual(cells, ["GPU 1 \u00b7 4 CPUs \u00b7 63% \u00b7 1200 MB", "GPU 0"]);
+});

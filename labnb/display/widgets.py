@@ -27,6 +27,7 @@ from typing import Any, ClassVar
 import anywidget
 import traitlets
 
+from ..engine.machine import gpu_usage
 from ..engine.state import CANCELLED, DONE, FAILED, LOADED, RUNNING, RunState
 from ..storage import IndexEntry, QueryError, Tracking
 from ..storage.schema import PARAMS
@@ -259,6 +260,8 @@ class RunView(LiveView):
         self._samplers: dict[int, Any] = {}
         self._sampled_at = 0.0
         self._usage: dict[int, tuple[float | None, float | None]] = {}
+        self._gpu_usage: dict[int, tuple[float | None, float | None]] = {}
+        """GPU utilisation and memory of each running worker (NVML; empty without)."""
         super().__init__(**kwargs)
         self.refresh()
 
@@ -375,6 +378,7 @@ class RunView(LiveView):
         rows = []
         for key, record in records[:MAX_TASK_ROWS]:
             cpu, memory = self._usage.get(record.pid or -1, (None, None))
+            gpu_percent, gpu_memory = self._gpu_usage.get(record.pid or -1, (None, None))
             running = record.status == RUNNING
             end = now if running else (record.finished or now)
             n, total, desc = record.progress or (0, None, None)
@@ -388,6 +392,9 @@ class RunView(LiveView):
                     "elapsed_s": round(end - record.started, 1) if record.started else None,
                     "cpu_percent": cpu if running else None,
                     "memory_mb": memory if running else None,
+                    "resources": record.resources,
+                    "gpu_percent": gpu_percent if running else None,
+                    "gpu_memory_mb": gpu_memory if running else None,
                     "progress": None
                     if record.progress is None
                     else {"n": n, "total": total, "desc": desc},
@@ -418,6 +425,7 @@ class RunView(LiveView):
                 usage[pid] = (None, None)
         self._samplers = {pid: p for pid, p in self._samplers.items() if pid in pids}
         self._usage = usage
+        self._gpu_usage = gpu_usage(pids)
 
     def _log_running(self) -> bool:
         record = self._state.records.get(self._log_id)

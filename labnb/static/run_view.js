@@ -526,6 +526,7 @@ function render({ model, el, experimental }) {
           ["Elapsed", "labnb-num"],
           ["CPU", "labnb-num"],
           ["Memory", "labnb-num"],
+          ["Holds", "labnb-gpu"],
           ["Progress"]
         ].map(([name, className]) => h("th", { scope: "col", class: className, text: name })),
         h("th", { scope: "col" }, h("span", { class: "labnb-sr-only", text: "Actions" }))
@@ -641,6 +642,7 @@ function render({ model, el, experimental }) {
       elapsed: h("td", { class: "labnb-num" }),
       cpu: h("td", { class: "labnb-num" }),
       memory: h("td", { class: "labnb-num" }),
+      holds: h("td", { class: "labnb-gpu" }),
       progress: h("div", { class: "labnb-task-progress" }),
       // filled when `progress` is set
       bar: null,
@@ -655,6 +657,7 @@ function render({ model, el, experimental }) {
       parts.elapsed,
       parts.cpu,
       parts.memory,
+      parts.holds,
       h("td", {}, parts.progress),
       h("td", { class: "labnb-actions" }, parts.logs)
     );
@@ -683,6 +686,7 @@ function render({ model, el, experimental }) {
     setText(p.elapsed, formatDuration(task.elapsed_s));
     setText(p.cpu, formatNumber(task.cpu_percent, "%"));
     setText(p.memory, formatNumber(task.memory_mb, " MB"));
+    setText(p.holds, holdsText(task));
     const progress = task.progress;
     if (progress) {
       if (!p.bar) {
@@ -706,6 +710,7 @@ function render({ model, el, experimental }) {
   function updateTasks() {
     const tasks = model.get("tasks") ?? [];
     syncKeyed(tbody, taskRows, tasks, (t) => t.id, createTaskRow, updateTaskRow);
+    table.classList.toggle("labnb-with-holds", tasks.some((t) => t.resources));
     emptyNote.hidden = tasks.length > 0;
   }
   function markSelected() {
@@ -777,8 +782,16 @@ function render({ model, el, experimental }) {
     root.remove();
   };
 }
+function holdsText(task) {
+  if (!task.resources) return "";
+  const use = [];
+  if (task.gpu_percent != null) use.push(formatNumber(task.gpu_percent, "%"));
+  if (task.gpu_memory_mb != null) use.push(formatNumber(task.gpu_memory_mb, " MB"));
+  return [task.resources, ...use].join(" \xB7 ");
+}
 var run_view_default = { render };
 export {
   BLOCKING_NOTE,
-  run_view_default as default
+  run_view_default as default,
+  holdsText
 };
