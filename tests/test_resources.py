@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import itertools
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from resource_tasks import NeedsNothing, OneCore, OneGpu, SizedByParameter
 
 import labnb
-from labnb.engine.machine import GPUS_VARIABLE, usable_gpus
+from labnb.engine.machine import GPUS_VARIABLE, nvml_gpus, usable_gpus
 
 
 def test_each_task_sees_only_its_own_gpu_and_no_gpu_runs_two_at_once(tmp_path: Path):
@@ -109,3 +111,15 @@ def test_the_run_record_and_the_widget_show_which_gpu_each_task_holds(tmp_path: 
     assert sorted(holds.values(), key=str) == ["GPU 0", "GPU 0", "GPU 1", "GPU 1", None]
     assert holds["NeedsNothing(n=9)"] is None
     view.close()
+
+
+def test_the_gpu_check_script_runs_anywhere_and_skips_cleanly_without_a_gpu():
+    script = Path(__file__).parent.parent / "benchmarks" / "gpu_check.py"
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    if not nvml_gpus():
+        assert "skipped" in done.stdout
+    else:
+        assert "OK: each task saw only its GPU" in done.stdout or "skipped" in done.stdout
