@@ -179,6 +179,8 @@ class RunLoop:
     def _submit_ready(self) -> None:
         while self.runner.busy < self.runner.capacity:
             if self._ours:  # taken over from another run: already leased to this one
+                if not self.scheduler.regrant(self._ours[-1]):
+                    return  # its needs are not free yet
                 self._start(self._ours.pop())
                 continue
             key = self.scheduler.take()
@@ -186,7 +188,8 @@ class RunLoop:
                 return
             if self.claims.take(key):
                 self._start(key)
-            # else another live run computes it, and _adopt takes its result
+            else:  # another live run computes it, and _adopt takes its result
+                self.scheduler.set_aside(key)
 
     def _shared(self, key: str) -> bool:
         """Whether other runs could use this task's result (it is cached)."""
