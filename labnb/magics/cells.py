@@ -13,12 +13,12 @@ from __future__ import annotations
 import ast
 import builtins
 import hashlib
-import itertools
 import keyword
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import LabnbError
+from ..model.sweeps import combinations
 from ..model.tasks import meta_of, normalise, task
 from .fingerprint import Unfingerprintable, fingerprint, normalised_source
 
@@ -242,11 +242,7 @@ def run_source(source: str, namespace: dict[str, Any]) -> Any:
 
 def sweep(task_type: type, values: dict[str, list[Any]]) -> list[Any]:
     """One task per combination of the swept values, in the line's order."""
-    names = list(values)
-    return [
-        task_type(**dict(zip(names, combo, strict=True)))
-        for combo in itertools.product(*values.values())
-    ]
+    return [task_type(**kwargs) for kwargs in combinations(values)]
 
 
 def as_pandas(name: str, tasks: list[Any], results: dict[Any, Any], swept: list[str]) -> Any:

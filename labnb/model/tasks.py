@@ -140,6 +140,21 @@ def attach_result_meta(task: Any, started: float | None, finished: float | None)
     task.__dict__["_labnb_result_meta"] = ResultMeta(start, duration)
 
 
+def attach_config(task: Any, config: Any) -> None:
+    """Record the config file ``task`` was built from (``config_files.ConfigFile``).
+
+    Not a parameter: the id stays what the same task built in code has. It
+    travels with the task when it is pickled (to a run process), so the run
+    can record it with the task's entry.
+    """
+    task.__dict__["_labnb_config"] = config
+
+
+def config_origin(task: Any) -> Any:
+    """The config file ``task`` was built from (``attach_config``), or None."""
+    return task.__dict__.get("_labnb_config")
+
+
 def attach_context(task: Any, context: Any) -> None:
     """Make what ``task.filter_context(context)`` keeps what ``task.context`` returns while it runs.
 
@@ -473,6 +488,8 @@ def _getstate(self: Any) -> dict[str, Any]:
     # Results and context stay behind: they travel separately, once per run.
     state = {name: getattr(self, name) for name in self._labnb_meta.fields}
     state["_labnb_id"] = self._labnb_id
+    if "_labnb_config" in self.__dict__:  # where it came from (not part of its id)
+        state["_labnb_config"] = self.__dict__["_labnb_config"]
     return state
 
 
