@@ -256,9 +256,7 @@ def _toml_key_lines(text: str) -> dict[tuple[str, ...], int]:
 
 def _split_dotted(dotted: str) -> tuple[str, ...]:
     parts = re.findall(_KEY_PART, dotted)
-    return tuple(
-        json.loads(part) if part.startswith('"') else part.strip("'") for part in parts
-    )
+    return tuple(json.loads(part) if part.startswith('"') else part.strip("'") for part in parts)
 
 
 def _toml_line(lines: dict[tuple[str, ...], int], path: tuple[str | int, ...]) -> int | None:

@@ -18,7 +18,7 @@ import logging
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from enum import Enum
-from typing import Any, Protocol, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, overload
 
 from frozendict import frozendict
 from typing_extensions import dataclass_transform
@@ -27,6 +27,9 @@ from ..errors import MissingRun, ParameterError, ResultNotAvailable, TaskDefinit
 from .caches import NullCache, as_format
 from .formats import PickleFormat, ResultFormat
 from .identity import encode, hash_identity, resolve
+
+if TYPE_CHECKING:
+    from .config_files import ConfigFile
 
 logger = logging.getLogger("labnb")
 logger.setLevel(logging.INFO)
@@ -140,7 +143,7 @@ def attach_result_meta(task: Any, started: float | None, finished: float | None)
     task.__dict__["_labnb_result_meta"] = ResultMeta(start, duration)
 
 
-def attach_config(task: Any, config: Any) -> None:
+def attach_config(task: Any, config: ConfigFile) -> None:
     """Record the config file ``task`` was built from (``config_files.ConfigFile``).
 
     Not a parameter: the id stays what the same task built in code has. It
@@ -150,7 +153,7 @@ def attach_config(task: Any, config: Any) -> None:
     task.__dict__["_labnb_config"] = config
 
 
-def config_origin(task: Any) -> Any:
+def config_origin(task: Any) -> ConfigFile | None:
     """The config file ``task`` was built from (``attach_config``), or None."""
     return task.__dict__.get("_labnb_config")
 
