@@ -1,7 +1,10 @@
 """A notebook cell as a task type: what ``%%labtask`` builds before anything runs.
 
 The line ``scores seed=range(5) C=[0.1, 1.0] --wait`` names the task type and
-its parameters (a list, tuple or range sweeps; anything else is fixed). The
+its parameters (a list, tuple or range sweeps; anything else is fixed).
+``--config params.yaml`` adds the file's keys as parameters; a parameter on
+the line replaces the file's value of it (a quick change without editing the
+file), and the tasks keep the file as their config. The
 cell's body becomes ``run()``; the names it reads from the notebook travel
 with the task type to the workers, and their content fingerprints, with the
 cell's source, make up the type's ``code_version``: edit the cell or change
@@ -17,13 +20,20 @@ import keyword
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import LabnbError
+from ..errors import ConfigError, LabnbError
+from ..model.config_files import ConfigFile, as_config
+from ..model.config_sweep import Builder, sweeps, top_level
 from ..model.sweeps import combinations
 from ..model.tasks import meta_of, normalise, task
 from .fingerprint import Unfingerprintable, fingerprint, normalised_source
 
 FLAGS = {"--wait": "wait", "--bust-cache": "bust_cache", "--mlflow": "mlflow"}
-VALUED = {"--lab": "lab", "--max-parallel": "max_parallel", "--ignore": "ignore"}
+VALUED = {
+    "--lab": "lab",
+    "--max-parallel": "max_parallel",
+    "--ignore": "ignore",
+    "--config": "config",
+}
 
 
 class LineError(LabnbError, ValueError):
@@ -40,6 +50,8 @@ class CellSpec:
     mlflow: bool = False
     max_parallel: int | None = None
     ignore: list[str] = field(default_factory=list)
+    config: str | None = None
+    """``--config params.yaml``: more parameters, from a file (``config_values``)."""
 
 
 def split_words(line: str) -> list[str]:
@@ -122,7 +134,9 @@ def parse_line(line: str) -> CellSpec:
             rest.append(word)
         position += 1
     if not rest:
-        raise LineError("usage: %%labtask NAME [param=value ...] [--wait] [--lab LAB] ...")
+        raise LineError(
+            "usage: %%labtask NAME [param=value ...] [--config FILE] [--wait] [--lab LAB] ..."
+        )
     name, *keyword_words = rest
     if not name.isidentifier() or keyword.iskeyword(name):
         raise LineError(f"{name!r} is not a valid task name")
@@ -162,6 +176,40 @@ def evaluate(
     return values, swept
 
 
+def config_values(
+    path: str, owner: str
+) -> tuple[ConfigFile, dict[str, list[Any]], list[str]]:
+    """The parameters of ``--config FILE``: each key's values, and which are swept.
+
+    The file's keys become the cell's parameters, as if written on the line: a
+    list sweeps, a scalar or a mapping is one value (``config_sweep`` explains
+    the rules). Raises ``ConfigError`` (file, key, line) for a bad file.
+    """
+    source = as_config(path)
+    mapping = top_level(source)
+    for key, item in mapping.items():
+        if not key.isidentifier() or keyword.iskeyword(key):
+            raise ConfigError(source.name, key, item.line, "not a valid parameter name")
+    values = Builder(source).options(owner, {}, mapping, ())
+    swept = [key for key, item in mapping.items() if sweeps(item)]
+    return source, values, swept
+
+
+def merge_values(
+    config: tuple[dict[str, list[Any]], list[str]], line: tuple[dict[str, list[Any]], list[str]]
+) -> tuple[dict[str, list[Any]], list[str]]:
+    """The file's parameters with the line's: a name on the line replaces the file's
+    value (in the file's place in the sweep order); the others are added after."""
+    (file_values, file_swept), (line_values, line_swept) = config, line
+    values = {**file_values, **line_values}
+    swept = [
+        name
+        for name in values
+        if name in line_swept or (name in file_swept and name not in line_values)
+    ]
+    return values, swept
+
+
 def names_read(source: str) -> set[str]:
     """Names the cell reads and does not define itself."""
     tree = ast.parse(source)
@@ -179,15 +227,19 @@ def names_read(source: str) -> set[str]:
     return loaded - bound
 
 
-def make_task_type(spec: CellSpec, source: str, namespace: dict[str, Any]) -> type:
-    """The task type for this cell, its inputs captured and fingerprinted now."""
+def make_task_type(
+    spec: CellSpec, source: str, namespace: dict[str, Any], fields: list[str] | None = None
+) -> type:
+    """The task type for this cell, its inputs captured and fingerprinted now; its
+    parameters are ``fields`` (default: the line's)."""
+    fields = list(spec.expressions) if fields is None else fields
     try:
         wanted = names_read(source)
     except SyntaxError as error:
         raise LineError(f"the cell is not valid Python: {error}") from None
     inputs = {
         name: namespace[name]
-        for name in sorted(wanted - set(spec.expressions))
+        for name in sorted(wanted - set(fields))
         if name in namespace
         and not (name in vars(builtins) and namespace[name] is vars(builtins)[name])
     }
@@ -207,7 +259,7 @@ def make_task_type(spec: CellSpec, source: str, namespace: dict[str, Any]) -> ty
         spec.name,
         (),
         {
-            "__annotations__": dict.fromkeys(spec.expressions, Any),
+            "__annotations__": dict.fromkeys(fields, Any),
             "__module__": "__main__",
             "__qualname__": spec.name,
             "__doc__": f"The %%labtask cell {spec.name!r}.",

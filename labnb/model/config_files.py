@@ -180,7 +180,11 @@ def _read_yaml(name: str, text: str) -> Item:
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         line = None if mark is None else mark.line + 1
-        problem = ": ".join(str(part) for part in (error.context, error.problem) if part)
+        context = error.context or ""
+        opened = error.context_mark
+        if context and opened is not None and opened.line + 1 != line:
+            context += f" (from line {opened.line + 1})"
+        problem = ": ".join(part for part in (context, str(error.problem or "")) if part)
         raise ConfigError(name, "", line, f"not valid YAML: {problem}") from None
     except yaml.YAMLError as error:
         raise ConfigError(name, "", None, f"not valid YAML: {error}") from None

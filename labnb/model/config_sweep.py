@@ -63,6 +63,16 @@ def sweep(task_type: type, config: Any) -> list[Any]:
     return Builder(source).tasks(task_type, source.read(), ())
 
 
+def sweeps(item: Item) -> bool:
+    """Whether a field's item sweeps whatever the field's type: ``{sweep: [...]}``, or a
+    list for a field of no declared type."""
+    return isinstance(item.value, list) or _is_sweep_form(item.value)
+
+
+def _is_sweep_form(value: Any) -> bool:
+    return isinstance(value, dict) and list(value) == [SWEEP]
+
+
 def top_level(source: ConfigFile) -> dict[str, Item]:
     """The file's top-level mapping (a ``ConfigError`` if it is something else)."""
     root = source.read()
@@ -127,7 +137,7 @@ class Builder:
 
     def field_options(self, owner: str, hint: Any, item: Item, path: Path) -> list[Any]:
         value = item.value
-        if isinstance(value, dict) and list(value) == [SWEEP]:
+        if _is_sweep_form(value):
             inner = value[SWEEP]
             if not isinstance(inner.value, list):
                 raise self.error(path, inner.line, "sweep: takes a list of values")
