@@ -176,9 +176,7 @@ def evaluate(
     return values, swept
 
 
-def config_values(
-    path: str, owner: str
-) -> tuple[ConfigFile, dict[str, list[Any]], list[str]]:
+def config_values(path: str, owner: str) -> tuple[ConfigFile, dict[str, list[Any]], list[str]]:
     """The parameters of ``--config FILE``: each key's values, and which are swept.
 
     The file's keys become the cell's parameters, as if written on the line: a

@@ -14,8 +14,8 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.display import display
 
-from ..lab import DEFAULT_STORAGE, Lab
 from ..errors import ConfigError
+from ..lab import DEFAULT_STORAGE, Lab
 from ..model.tasks import attach_config, meta_of, normalise, task_id
 from ..storage.schema import PARAMS
 from .cells import (
