@@ -15,11 +15,11 @@ written on, so every error about it can name the key and the line:
   given twice is an error (PyYAML keeps the last silently), and ``1e-3`` is a
   float (YAML 1.2, and what a Python user means; PyYAML's YAML 1.1 rules read
   it as a string).
-- TOML (``.toml``, read by ``tomllib``): ``tomllib`` reports lines of syntax
-  errors only, so the line of a key is found by scanning the text for the
-  table headers and ``key =`` lines. A key the scan cannot place (a key
-  inside an inline table is placed on its table's line) is reported without
-  a line.
+- TOML (``.toml``, read by ``tomllib``, or ``tomli`` before Python 3.11):
+  ``tomllib`` reports lines of syntax errors only, so the line of a key is
+  found by scanning the text for the table headers and ``key =`` lines (a
+  key inside an inline table is placed on its table's line). A key the scan
+  cannot place is reported without a line.
 - A dict already loaded: no lines; its text is kept as JSON, so it must hold
   what a file could (str, int, float, bool, None, lists and dicts).
 """
@@ -30,6 +30,7 @@ import hashlib
 import json
 import os
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -228,7 +229,10 @@ _TOML_KEY = re.compile(rf"^\s*({_DOTTED})\s*=")
 
 
 def _read_toml(name: str, text: str) -> Item:
-    import tomllib
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # the same parser, before it joined the standard library
+        import tomli as tomllib
 
     try:
         data = tomllib.loads(text)
