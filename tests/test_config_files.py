@@ -277,9 +277,9 @@ def shell(tmp_path, monkeypatch):
 
 
 def test_a_cell_sweeps_the_file_s_lists_and_the_line_replaces_or_adds_parameters(shell, tmp_path):
-    write(tmp_path, "cell.yaml", "seed: [1, 2]\nscale: 10\nopts: {depth: 3}\n")
+    write(tmp_path, "my cell.yaml", "seed: [1, 2]\nscale: 10\nopts: {depth: 3}\n")
     shell.run_cell_magic(
-        "labtask", "scores --config cell.yaml scale=[1, 2] offset=100 --lab fast --wait",
+        "labtask", "scores --config 'my cell.yaml' scale=[1, 2] offset=100 --lab fast --wait",
         "seed * scale + opts['depth'] + offset",
     )  # fmt: skip
     scores = shell.user_ns["scores"]
@@ -289,7 +289,7 @@ def test_a_cell_sweeps_the_file_s_lists_and_the_line_replaces_or_adds_parameters
     cell_type = _MAGICS[shell]._cell_types["scores"]
     (task, *_) = lab.cached_tasks([cell_type])
     kept = lab.config_of(task)
-    assert kept is not None and kept.name == "cell.yaml" and "seed: [1, 2]" in kept.text
+    assert kept is not None and kept.name == "my cell.yaml" and "seed: [1, 2]" in kept.text
 
 
 def test_a_cell_with_a_bad_config_file_is_one_usage_error_and_nothing_runs(shell, tmp_path):

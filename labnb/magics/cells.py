@@ -17,6 +17,7 @@ import ast
 import builtins
 import hashlib
 import keyword
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -183,7 +184,9 @@ def config_values(path: str, owner: str) -> tuple[ConfigFile, dict[str, list[Any
     list sweeps, a scalar or a mapping is one value (``config_sweep`` explains
     the rules). Raises ``ConfigError`` (file, key, line) for a bad file.
     """
-    source = as_config(path)
+    if len(path) > 1 and path[0] == path[-1] and path[0] in "'\"":
+        path = path[1:-1]  # --config "my params.yaml"
+    source = as_config(os.path.expanduser(path))
     mapping = top_level(source)
     for key, item in mapping.items():
         if not key.isidentifier() or keyword.iskeyword(key):

@@ -32,6 +32,7 @@ import os
 import re
 import sys
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +74,7 @@ class ConfigFile:
         """``yaml``, ``toml`` or ``json`` (a dict given in code), from the name."""
         return kind_of(self.name)
 
-    @property
+    @cached_property  # a sweep's thousand tasks share one ConfigFile: hashed once
     def digest(self) -> str:
         """What storage keeps the text under: 32 hex characters of its kind and text."""
         data = f"{self.kind}\n{self.text}".encode()

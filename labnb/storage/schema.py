@@ -105,7 +105,7 @@ CREATE TABLE IF NOT EXISTS run_output (
 CREATE INDEX IF NOT EXISTS run_output_by_run ON run_output (run_id, seq);
 CREATE TABLE IF NOT EXISTS configs (
     digest TEXT PRIMARY KEY, name TEXT NOT NULL, text TEXT NOT NULL
-) WITHOUT ROWID;
+);
 CREATE TABLE IF NOT EXISTS leases (task_id TEXT PRIMARY KEY, run_id TEXT NOT NULL);
 INSERT OR IGNORE INTO meta VALUES ('generation', 0);
 """
