@@ -16,6 +16,7 @@ from sample_tasks import Array, Collides, Colour, Fails, Square, Total, WithEnum
 from tracking_tasks import Prepare, Train
 
 import labnb
+from labnb.storage.schema import SCHEMA_VERSION
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SQUARES = [Square(x=x) for x in range(3)]
@@ -188,5 +189,5 @@ def test_a_schema_4_storage_gains_the_config_table_and_columns_and_loses_nothing
     assert lab.config_of(Square(x=1)) is None  # loaded, not computed, by that run
     assert lab.runs()[-1].config == lab.config_of(Square(x=7))
     with sqlite3.connect(root / "catalog.sqlite") as db:
-        assert db.execute("PRAGMA user_version").fetchone() == (5,)
+        assert db.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
         assert db.execute("SELECT count(*) FROM configs").fetchone() == (1,)

@@ -28,8 +28,9 @@ Config files that tasks were built from (``labnb.sweep``, ``%%labtask
 name, text); an entry's ``config`` and a run task's ``config`` hold the
 digest, so the file a result came from can be shown and swept again.
 
-Schema versions (``PRAGMA user_version``): 5 is this one; 4 had no config
-files (opening it adds ``configs`` and the ``config`` columns); 3 had no live
+Schema versions (``PRAGMA user_version``): 6 is this one; 5 and older had no
+config files (opening them adds ``configs`` and the ``config`` columns; 5 is
+main's ``run_tasks.resources``, developed alongside); 3 had no live
 state (opening it adds the columns and ``run_output``); 2 had no runs or
 leases (opening it adds them); 0.1.0's index was a diskcache of pickled dicts
 (version 1, migrated by ``migrate.py``).
@@ -45,7 +46,7 @@ from typing import Any
 
 from .entry import IndexEntry, Tracking
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 PARAMS = "params."
 METRICS = "metrics."
 ENTRY_COLUMNS = (
@@ -129,7 +130,7 @@ _ADDED_COLUMNS = {
     ),
 }
 """Columns later versions added to older tables (``CREATE ... IF NOT EXISTS`` keeps old
-tables): version 4 the live state of ``runs`` and ``run_tasks``, version 5 ``config``."""
+tables): version 4 the live state of ``runs`` and ``run_tasks``, version 6 ``config``."""
 
 
 def create(connection: sqlite3.Connection) -> None:
