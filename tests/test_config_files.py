@@ -149,6 +149,13 @@ def test_a_tuple_field_sweeps_with_the_explicit_sweep_form_and_values_are_kept_a
         ),
         ("type.toml", 'C = 1\ndata = {n = "one"}\n', 2, "data.n: expected int, got str 'one'"),
         ("syntax.toml", "C = 1\ndata = {n = }\n", 2, "not valid TOML: Invalid value"),
+        (
+            "tables.toml",
+            "C = 1.0\n[[data]]\nn = 1\n[[data]]\nn = 'x'\n",
+            5,
+            "data[1].n: expected int, got str 'x'",
+        ),
+        ("list.toml", "C = [1, 'x']\n[data]\nn = 1\n", 1, "C[1]: expected float, got str 'x'"),
         ("date.toml", "C = 1\ntag = 2024-01-02\n[data]\nn = 1\n", 2, "tag: expected str | None"),
     ],
 )

@@ -43,6 +43,8 @@ TOML_SUFFIXES = (".toml",)
 DICT_NAME = "<dict>"
 """The name of a config given as a dict (its text is JSON)."""
 _PLAIN = (str, int, float, bool, type(None))
+KeyPath = tuple[str | int, ...]
+"""Where a value is: keys, and list positions."""
 
 
 @dataclass(frozen=True)
@@ -140,7 +142,7 @@ def as_config(config: Any) -> ConfigFile:
     )
 
 
-def key_path(path: tuple[str | int, ...]) -> str:
+def key_path(path: KeyPath) -> str:
     """``("model", "layers", 1)`` as ``model.layers[1]``."""
     text = ""
     for part in path:
@@ -194,7 +196,7 @@ def _read_yaml(name: str, text: str) -> Item:
         loader.dispose()
 
 
-def _from_node(name: str, loader: Any, node: Any, path: tuple[str | int, ...], line: int) -> Item:
+def _from_node(name: str, loader: Any, node: Any, path: KeyPath, line: int) -> Item:
     import yaml
 
     if isinstance(node, yaml.SequenceNode):
@@ -246,15 +248,22 @@ def _read_toml(name: str, text: str) -> Item:
     return _from_plain(name, data, (), _toml_key_lines(text), line=1)
 
 
-def _toml_key_lines(text: str) -> dict[tuple[str, ...], int]:
+def _toml_key_lines(text: str) -> dict[KeyPath, int]:
     """Each key path's first line, from table headers and ``key =`` lines (a scan,
-    not a parser: multi-line strings may hide or fake a few keys)."""
-    lines: dict[tuple[str, ...], int] = {}
-    table: tuple[str, ...] = ()
+    not a parser: multi-line strings may hide or fake a few keys). The n-th
+    ``[[name]]`` table is ``(name, n)``."""
+    lines: dict[KeyPath, int] = {}
+    table: KeyPath = ()
+    arrays: dict[tuple[str, ...], int] = {}
     for number, line in enumerate(text.splitlines(), start=1):
         header = _TOML_HEADER.match(line)
         if header:
-            table = _split_dotted(header.group(1))
+            names = _split_dotted(header.group(1))
+            table = names
+            if line.lstrip().startswith("[["):
+                arrays[names] = arrays.get(names, -1) + 1
+                lines.setdefault(names, number)
+                table = (*names, arrays[names])
             lines.setdefault(table, number)
             continue
         key = _TOML_KEY.match(line)
@@ -268,9 +277,9 @@ def _split_dotted(dotted: str) -> tuple[str, ...]:
     return tuple(json.loads(part) if part.startswith('"') else part.strip("'") for part in parts)
 
 
-def _toml_line(lines: dict[tuple[str, ...], int], path: tuple[str | int, ...]) -> int | None:
+def _toml_line(lines: dict[KeyPath, int], path: KeyPath) -> int | None:
     """The line of ``path`` or, failing that, of the nearest enclosing key the scan found."""
-    keys = tuple(part for part in path if isinstance(part, str))
+    keys = path
     while keys:
         if keys in lines:
             return lines[keys]
@@ -284,8 +293,8 @@ def _toml_line(lines: dict[tuple[str, ...], int], path: tuple[str | int, ...]) -
 def _from_plain(
     name: str,
     value: Any,
-    path: tuple[str | int, ...],
-    lines: dict[tuple[str, ...], int],
+    path: KeyPath,
+    lines: dict[KeyPath, int],
     line: int | None = None,
 ) -> Item:
     if isinstance(value, dict):
@@ -299,7 +308,7 @@ def _from_plain(
     if isinstance(value, (list, tuple)):
         return Item(
             [
-                _from_plain(name, child, (*path, index), lines, line)
+                _from_plain(name, child, (*path, index), lines, _toml_line(lines, (*path, index)))
                 for index, child in enumerate(value)
             ],
             line,
