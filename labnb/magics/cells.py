@@ -1,14 +1,17 @@
 """A notebook cell as a task type: what ``%%labtask`` builds before anything runs.
 
 The line ``scores seed=range(5) C=[0.1, 1.0] --wait`` names the task type and
-its parameters (a list, tuple or range sweeps; anything else is fixed).
-``--config params.yaml`` adds the file's keys as parameters; a parameter on
-the line replaces the file's value of it (a quick change without editing the
-file), and the tasks keep the file as their config. The
+its parameters (a list, tuple or range sweeps; anything else is fixed). The
 cell's body becomes ``run()``; the names it reads from the notebook travel
 with the task type to the workers, and their content fingerprints, with the
 cell's source, make up the type's ``code_version``: edit the cell or change
 ``X`` and only what depends on it reruns.
+
+``--config params.yaml`` adds the file's keys as parameters, as if written on
+the line (lists sweep). A parameter also on the line takes the line's value,
+in the file's place in the sweep order: a Jupyter user tries ``seed=range(10)``
+without editing the file, as command-line overrides work in config tools. The
+tasks keep the file (not the line) as their config; the line is the cell's.
 """
 
 from __future__ import annotations
