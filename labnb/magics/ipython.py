@@ -14,14 +14,17 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.display import display
 
+from ..errors import ConfigError
 from ..lab import DEFAULT_STORAGE, Lab
-from ..model.tasks import meta_of, normalise, task_id
+from ..model.tasks import attach_config, meta_of, normalise, task_id
 from ..storage.schema import PARAMS
 from .cells import (
     LineError,
     as_pandas,
+    config_values,
     evaluate,
     make_task_type,
+    merge_values,
     parse_keywords,
     parse_line,
     split_words,
@@ -75,18 +78,28 @@ class LabnbMagics(Magics):
     def labtask(self, line: str, cell: str) -> Any:
         """Run this cell as a cached, parallel task, once per combination of the swept values.
 
-        %%labtask NAME [param=value ...] [--wait] [--lab LAB] [--bust-cache]
-                  [--max-parallel N] [--mlflow] [--ignore NAME[,NAME]]
+        %%labtask NAME [param=value ...] [--config FILE] [--wait] [--lab LAB]
+                  [--bust-cache] [--max-parallel N] [--mlflow] [--ignore NAME[,NAME]]
+
+        ``--config params.yaml`` (or ``.toml``) adds the file's keys as parameters
+        (lists sweep); a parameter also on the line takes the line's value.
         """
         namespace = self._namespace
+        config = None
         try:
             spec = parse_line(line)
             lab = self._lab_named(spec.lab)
             values, swept = evaluate(spec.expressions, namespace, spec.name)
-            task_type = make_task_type(spec, cell, namespace)
-        except LineError as error:
+            if spec.config is not None:
+                config, in_file, swept_in_file = config_values(spec.config, spec.name)
+                values, swept = merge_values((in_file, swept_in_file), (values, swept))
+            task_type = make_task_type(spec, cell, namespace, list(values))
+        except (LineError, ConfigError) as error:
             raise UsageError(f"%%labtask: {error}") from None
         tasks = sweep(task_type, values)
+        if config is not None:
+            for each in tasks:
+                attach_config(each, config)
         self._cell_types[spec.name] = task_type
         print(f"labnb: {spec.name}: {_reuse_summary(lab, tasks, spec.bust_cache)}")
 
