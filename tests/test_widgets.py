@@ -328,3 +328,30 @@ def test_cache_view_logs_carry_metrics_and_artifacts(tracked_lab, sent):
     prepared = command(view, "logs", {"id": labnb.task_id(train.data)}, sent)
     assert prepared["metrics"] == [] and prepared["artifacts"] == [] and prepared["models"] == []
     view.close()
+
+
+def test_run_view_rows_follow_a_status_filter_and_a_limit(finished_run, sent):
+    _, run = finished_run
+    view = RunView(run.state, cancel=run.cancel)
+    assert view.task_view == {"status": "", "limit": 200, "shown": 3, "matching": 3}
+    assert command(view, "show_tasks", {"status": "failed", "limit": 200}, sent) == {
+        "ok": True,
+        "shown": 1,
+        "matching": 1,
+    }
+    assert [row["type"] for row in view.tasks] == ["Fails"]
+    command(view, "show_tasks", {"status": "", "limit": 1}, sent)
+    assert len(view.tasks) == 1 and view.task_view["matching"] == 3
+    view.refresh()  # a later update keeps the choice
+    assert len(view.tasks) == 1 and view.task_view["limit"] == 1
+    for bad in (
+        {"status": "exploded"},
+        {"status": "done", "limit": 0},
+        {"limit": True},
+        {"limit": "200"},
+        {"limit": 10**9},
+    ):
+        reply = command(view, "show_tasks", bad, sent)
+        assert reply["ok"] is False, bad
+    assert view.task_view["limit"] == 1  # a refused message changes nothing
+    view.close()

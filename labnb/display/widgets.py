@@ -28,7 +28,7 @@ import anywidget
 import traitlets
 
 from ..engine.machine import gpu_usage
-from ..engine.state import CANCELLED, DONE, FAILED, LOADED, RUNNING, RunState
+from ..engine.state import CANCELLED, DONE, FAILED, LOADED, RUNNING, WAITING, RunState
 from ..storage import IndexEntry, QueryError, Tracking
 from ..storage.schema import PARAMS
 from .kernel import activity, in_kernel
@@ -39,6 +39,10 @@ STATIC = Path(__file__).parent.parent / "static"
 TICK_SECONDS = 0.1
 HEARTBEAT_SECONDS = 1.0
 MAX_TASK_ROWS = 200
+"""Rows a run view sends at first; "Show more" adds as many again."""
+MAX_ROW_LIMIT = 100_000
+ROW_STATUSES = ("", RUNNING, FAILED, WAITING, DONE, LOADED, CANCELLED)
+"""What a run view's rows can be narrowed to ("" is every task)."""
 DEFAULT_QUERY: dict[str, Any] = {
     "text": "",
     "type": "",
@@ -228,11 +232,17 @@ class RunView(LiveView):
     types: traitlets.List[dict[str, Any]] = traitlets.List().tag(sync=True)
     tasks: traitlets.List[dict[str, Any]] = traitlets.List().tag(sync=True)
     log_task = traitlets.Dict(dict(CLOSED_LOG)).tag(sync=True)
+    task_view: traitlets.Dict[str, Any] = traitlets.Dict(
+        {"status": "", "limit": MAX_TASK_ROWS, "shown": 0, "matching": 0}
+    ).tag(sync=True)
+    """Which rows ``tasks`` holds: those in ``status`` ("" for all), the first
+    ``limit`` of the ``matching`` ones, so a big sweep says "showing N of M"."""
 
     commands: ClassVar[dict[str, str]] = {
         "cancel": "_cancel",
         "open_logs": "_open_logs",
         "close_logs": "_close_logs",
+        "show_tasks": "_show_tasks",
     }
 
     def __init__(
@@ -372,11 +382,20 @@ class RunView(LiveView):
         return list(by_type.values())
 
     def _rows(self, now: float) -> list[dict[str, Any]]:
-        order = {RUNNING: 0, FAILED: 1, CANCELLED: 1, DONE: 2, LOADED: 3}
-        records = [(key, r) for key, r in self._state.items() if r.status in order]
+        """Running first, then failed and cancelled, then the latest finished, then
+        loaded and waiting ones: narrowed to the chosen status, up to the limit."""
+        order = {RUNNING: 0, FAILED: 1, CANCELLED: 1, DONE: 2, LOADED: 3, WAITING: 4}
+        wanted, limit = self.task_view["status"], self.task_view["limit"]
+        records = [(key, r) for key, r in self._state.items() if not wanted or r.status == wanted]
         records.sort(key=lambda item: (order[item[1].status], -(item[1].finished or 0)))
+        self.task_view = {
+            "status": wanted,
+            "limit": limit,
+            "shown": min(limit, len(records)),
+            "matching": len(records),
+        }
         rows = []
-        for key, record in records[:MAX_TASK_ROWS]:
+        for key, record in records[:limit]:
             cpu, memory = self._usage.get(record.pid or -1, (None, None))
             gpu_percent, gpu_memory = self._gpu_usage.get(record.pid or -1, (None, None))
             running = record.status == RUNNING
@@ -493,6 +512,22 @@ class RunView(LiveView):
         self._log_id = ""
         self.log_task = dict(CLOSED_LOG)
         return {"ok": True}
+
+    def _show_tasks(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """``{"status": "failed", "limit": 400}``: the rows to show (``task_view``)."""
+        status, limit = payload.get("status", ""), payload.get("limit", MAX_TASK_ROWS)
+        if status not in ROW_STATUSES:
+            return {"ok": False, "error": f"status must be one of {ROW_STATUSES}"}
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_ROW_LIMIT:
+            return {"ok": False, "error": f"limit must be a whole number from 1 to {MAX_ROW_LIMIT}"}
+        with self._state.lock:
+            self.task_view = {**self.task_view, "status": status, "limit": limit}
+            self.tasks = self._rows(time.time())
+        return {
+            "ok": True,
+            "shown": self.task_view["shown"],
+            "matching": self.task_view["matching"],
+        }
 
 
 class CacheView(LiveView):
