@@ -169,6 +169,28 @@ class LiveView(anywidget.AnyWidget):
             return getattr(self, method)(payload)
 
 
+def estimate_remaining(records: list[Any], now: float, parallel: int) -> float | None:
+    """Seconds until the run ends, from how long its finished tasks took: what
+    running tasks have left plus the waiting ones' share, spread over the tasks
+    that run side by side. None before any task of the run has finished.
+
+    (Dividing the elapsed time by the tasks done overshoots early: worker
+    start-up and the first, unfinished batch count as if they were per-task.)
+    """
+    durations = [
+        r.finished - r.started
+        for r in records
+        if r.status in (DONE, FAILED) and r.started is not None and r.finished is not None
+    ]
+    running = [r for r in records if r.status == RUNNING]
+    waiting = sum(r.status == WAITING for r in records)
+    if not durations or not (running or waiting):
+        return None
+    typical = sum(durations) / len(durations)
+    left = sum(max(0.0, typical - (now - (r.started or now))) for r in running)
+    return (left + waiting * typical) / parallel
+
+
 def _task_id_from(payload: dict[str, Any]) -> str | None:
     value = payload.get("id")
     if isinstance(value, str) and len(value) == 32 and all(c in "0123456789abcdef" for c in value):
@@ -269,6 +291,8 @@ class RunView(LiveView):
         self._log_id = ""
         self._samplers: dict[int, Any] = {}
         self._sampled_at = 0.0
+        self._parallel = 0
+        """The most tasks seen running at once: how many run side by side, for the ETA."""
         self._usage: dict[int, tuple[float | None, float | None]] = {}
         self._gpu_usage: dict[int, tuple[float | None, float | None]] = {}
         """GPU utilisation and memory of each running worker (NVML; empty without)."""
@@ -333,11 +357,12 @@ class RunView(LiveView):
         counts = state.counts()
         end = state.finished_at or now
         elapsed = end - state.started_at
-        finished_here = counts[DONE] + counts[FAILED]
-        remaining = counts["waiting"] + counts[RUNNING]
+        self._parallel = max(self._parallel, counts[RUNNING])
         eta = None
-        if state.outcome == RUNNING and finished_here and remaining:
-            eta = elapsed / finished_here * remaining
+        if state.outcome == RUNNING:
+            eta = estimate_remaining(
+                [record for _, record in state.items()], now, max(1, self._parallel)
+            )
         over = state.outcome != RUNNING
         return {
             "total": len(state.records),
