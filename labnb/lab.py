@@ -203,7 +203,8 @@ class Lab:
         plan = make_plan(tasks, self.storage, bust_cache)
         if self.runner.packs:
             for node in plan.nodes:
-                self.machine.check(repr(plan.tasks[node.key])[:200], node.needs)
+                if node.needs.declared:
+                    self.machine.check(repr(plan.tasks[node.key])[:200], node.needs)
         return plan
 
     def _loop(self, plan: Plan) -> RunLoop:
@@ -244,7 +245,7 @@ class Lab:
             storage=str(self.storage.path),
             runner=self._runner_name,
             max_workers=self.max_workers,
-            gpus=[gpu.index for gpu in self.machine.gpus],
+            gpus=self.machine.chosen,
             continue_on_failure=self.continue_on_failure,
             bust_cache=bust_cache,
             tasks=shipped,

@@ -469,7 +469,13 @@ class RunView(LiveView):
                 usage[pid] = (None, None)
         self._samplers = {pid: p for pid, p in self._samplers.items() if pid in pids}
         self._usage = usage
-        self._gpu_usage = gpu_usage(pids)
+        self._gpu_usage = gpu_usage(  # only tasks given GPUs: NVML is not loaded for others
+            record.pid
+            for _, record in self._state.items()
+            if record.status == RUNNING
+            and record.pid
+            and (record.resources or "").startswith("GPU")
+        )
 
     def _log_running(self) -> bool:
         record = self._state.records.get(self._log_id)

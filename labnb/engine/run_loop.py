@@ -59,7 +59,10 @@ class RunLoop:
         self.runner = runner
         self.setup = setup
         self.state = RunState(plan)
-        pool = Pool.of(machine, runner.capacity) if machine is not None and runner.packs else None
+        pool = None
+        if machine is not None and runner.packs:
+            gpus = any(node.needs.gpus for node in plan.nodes)
+            pool = Pool.of(machine, runner.capacity, gpus)
         self.scheduler = Scheduler(plan.nodes, continue_on_failure, pool)
         self.payloads = dict(plan.loaded)
         self.run_ids = dict(plan.run_ids)
