@@ -100,16 +100,16 @@ class Storage:
         """The payload of an entry, checked against its size and checksum (raises CorruptEntry)."""
         if self.blobs is None:
             raise CorruptEntry("nothing is stored without storage")
-        where = self.blobs.location(entry.file)
         try:
             data = self.blobs.read(entry.file)
         except (OSError, StorageError) as exc:
             self._mark(entry, MISSING)
+            where = self.blobs.location(entry.file)
             raise CorruptEntry(f"result file {where} is missing or unreadable ({exc})") from None
         problem = damage(data, entry)
         if problem:
             self._mark(entry, DAMAGED)
-            raise CorruptEntry(f"result file {where} {problem}")
+            raise CorruptEntry(f"result file {self.blobs.location(entry.file)} {problem}")
         return data
 
     def _mark(self, entry: IndexEntry, status: str) -> None:
