@@ -25,6 +25,7 @@ from typing_extensions import dataclass_transform
 
 from ..errors import MissingRun, ParameterError, ResultNotAvailable, TaskDefinitionError
 from .caches import NullCache, as_format
+from .code_hash import code_hash
 from .formats import PickleFormat, ResultFormat
 from .identity import encode, hash_identity, resolve
 from .resources import UNDECLARED, Resources, parse_resources
@@ -115,6 +116,19 @@ def meta_of(task_or_type: Any) -> TaskMeta:
     if meta is None:
         raise TypeError(f"{task_or_type!r} is not a labnb task type")
     return meta
+
+
+AUTO = "auto"
+"""``code_version="auto"``: the task type's code hash is its code version."""
+
+
+def code_version_of(task_or_type: Any) -> str | None:
+    """The ``code_version`` in a task's id: the declared one, or with ``"auto"``
+    the hash of its type's code now (``code_hash``), so an edit reruns."""
+    meta = meta_of(task_or_type)
+    if meta.code_version != AUTO:
+        return meta.code_version
+    return code_hash(task_or_type if isinstance(task_or_type, type) else type(task_or_type))
 
 
 def needs_of(task: Any) -> Resources:
@@ -214,7 +228,9 @@ def task(
     ``PickleCache()``, ``NullCache()`` or a ``BaseCache`` subclass; ``None``
     never caches), ``max_parallel`` bounds how many tasks of this type run at
     once, ``mlflow_run`` makes each execution an mlflow run and
-    ``code_version`` is part of the id: bump it when ``run()`` changes meaning.
+    ``code_version`` is part of the id: bump it when ``run()`` changes meaning,
+    or say ``"auto"`` to make the hash of the type's code the version, so that
+    an edit of its methods (or of the functions they call) reruns by itself.
     ``timeout``: seconds a task may run; one that runs longer is stopped and
     fails alone (process runner; threads cannot be stopped). Not part of the id.
     ``resources``: what one execution needs, ``{"cpus": 4, "gpus": 1,
@@ -359,7 +375,8 @@ def _compute_ids(root: Any) -> None:
         if finishing:
             meta = task._labnb_meta
             params = {name: encode(getattr(task, name)) for name in meta.fields}
-            task.__dict__["_labnb_id"] = hash_identity(meta.type_name, meta.code_version, params)
+            version = code_version_of(task)
+            task.__dict__["_labnb_id"] = hash_identity(meta.type_name, version, params)
             in_progress.discard(id(task))
             continue
         if id(task) in in_progress:
@@ -534,8 +551,8 @@ _TASK_MEMBERS: dict[str, Any] = {
     "set_context": _set_context,
     # labnb's id already includes code_version, so a result it loads always
     # has the version the decorator declares now: the two are the same.
-    "code_version": property(lambda self: self._labnb_meta.code_version),
-    "current_code_version": property(lambda self: self._labnb_meta.code_version),
+    "code_version": property(code_version_of),
+    "current_code_version": property(code_version_of),
     "cache_key": property(lambda self: self._labnb_id),
 }
 _DEFAULT_HOOKS: dict[str, Any] = {
