@@ -449,3 +449,47 @@ class SqliteIndex(Index):
             if self._db is not None and self.path != ":memory:":
                 self._db.close()
                 self._db = None
+
+
+class RunlessIndex(Index):
+    """An index that coordinates no runs and keeps no run records.
+
+    For stores with no atomic "create if absent" that works everywhere (object
+    stores, a user's own labtech-style storage): every run computes what it
+    needs, the last commit of a task wins, and runs stay in the Lab's process.
+    """
+
+    def start_run(self, run_id: str, pid: int, host: str) -> None:
+        return None
+
+    def heartbeat(self, run_id: str) -> None:
+        return None
+
+    def finish_run(self, run_id: str, status: str) -> None:
+        return None
+
+    def claim(self, task_ids: list[str], run_id: str, stale_after: float) -> dict[str, str]:
+        return {}
+
+    def release(self, task_ids: list[str], run_id: str) -> None:
+        return None
+
+    def record_tasks(
+        self, run_id: str, rows: list[TaskRow], output: Sequence[tuple[str, str]] = ()
+    ) -> None:
+        return None
+
+    def runs(self, run_ids: list[str] | None = None) -> list[RunRow]:
+        return []
+
+    def run_update(self, run_id: str, since: int, after_output: int) -> RunUpdate | None:
+        return None
+
+    def request_cancel(self, run_id: str) -> bool:
+        return False
+
+    def cancel_requested(self, run_id: str) -> bool:
+        return False
+
+    def forget_runs(self, run_ids: list[str]) -> None:
+        return None
