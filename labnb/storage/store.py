@@ -25,6 +25,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from typing_extensions import Self
+
 from ..errors import CacheError, StorageError
 from .blobs import RESULTS, Blobs, LocalBlobs, PayloadWriter, checksum
 from .entry import DAMAGED, MISSING, IndexEntry
@@ -72,7 +74,7 @@ class Storage:
     blobs: Blobs | None
     where: str
 
-    def __new__(cls, *args: Any, **kwargs: Any) -> Storage:
+    def __new__(cls, *args: Any, **kwargs: Any) -> Self:
         self = super().__new__(cls)
         if is_key_store(cls):
             attach(self)  # before __init__, which a labtech-style subclass writes itself
