@@ -100,6 +100,20 @@ def test_a_storage_in_the_labs_memory_caches_nothing_from_process_workers_and_sa
     assert lab.cached_tasks([Square]) == []
 
 
+def test_keys_labnb_did_not_write_are_left_alone_by_queries_removal_and_gc():
+    storage = DictStorage()
+    foreign = ("pickle__Experiment__ab12", "metadata.json")
+    storage.files[foreign] = b'{"written by": "labtech"}'
+    lab = labnb.Lab(storage=storage, runner="serial")
+    lab.run_tasks([Square(x=1), Square(x=2)], disable_progress=True)
+    assert lab.catalog.count() == 2
+    assert lab.catalog.remove(types="Square") == 2
+    report = lab.catalog.gc(older_than=0)
+    assert (report.files, report.logs) == (0, 0)
+    assert storage.files[foreign] == b'{"written by": "labtech"}'
+    assert storage.find_keys() == ["labnb-storage", "pickle__Experiment__ab12"]
+
+
 def test_a_subclass_missing_one_of_the_four_methods_cannot_be_instantiated():
     class NoDelete(Storage):
         def find_keys(self) -> Sequence[str]:

@@ -19,6 +19,7 @@ import contextlib
 import sqlite3
 import threading
 import time
+import zlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -493,3 +494,35 @@ class RunlessIndex(Index):
 
     def forget_runs(self, run_ids: list[str]) -> None:
         return None
+
+
+class MirroredIndex(RunlessIndex):
+    """Entries kept outside SQLite (objects, a user's files), queried through an
+    in-memory SQLite mirror with the catalog's schema. A subclass reads the
+    store's generation and brings the mirror in step (``_sync``) when it changed."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._mirror = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
+        schema.create(self._mirror)
+
+    @abstractmethod
+    def _read_generation(self) -> bytes:
+        """The store's generation as written (``b"0"`` before the first change)."""
+
+    @abstractmethod
+    def _sync(self) -> None:
+        """Bring the mirror in step with the store (called under the lock)."""
+
+    def generation(self) -> int:
+        value = self._read_generation()
+        try:
+            return int(value)
+        except ValueError:
+            return zlib.crc32(value)
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._sync()
+            yield self._mirror

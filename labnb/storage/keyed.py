@@ -19,7 +19,7 @@ Layout, one key per task (its 32-character id), files written in binary mode:
 One more key, ``labnb-storage``, holds the storage marker and a
 ``generation`` rewritten (a random number) whenever entries change, so a
 reader notices another process's changes without reading every entry. Keys
-labnb did not write (a labtech run's results, say) are left alone.
+that are not task ids (a labtech run's results, say) are never read or changed.
 
 The four methods give no way to delete one file of a key, so the payload an
 entry replaced is emptied rather than deleted; ``delete(key)`` (uncaching)
@@ -42,10 +42,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import re
 import secrets
-import sqlite3
-import threading
-import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from typing import IO, Any, Protocol
 
@@ -53,7 +51,7 @@ from ..errors import StorageError
 from . import schema
 from .blobs import Blob, Blobs, PayloadWriter, checksum
 from .entry import IndexEntry, StoredFile
-from .index import RunlessIndex
+from .index import MirroredIndex
 from .paths import checked_name
 
 log = logging.getLogger("labnb")
@@ -66,6 +64,8 @@ GENERATION_FILE = "generation"
 ENTRY_FILE = "entry.json"
 LOGS_FILE = "logs.txt"
 PAYLOAD_PREFIX = "result-"
+TASK_KEY = re.compile(r"[0-9a-f]{32}")
+"""The keys labnb writes tasks under (their ids); other keys are not read."""
 FEW_LOOKUPS = 8
 """Up to this many tasks are looked up with ``exists`` each; more with one ``find_keys``."""
 
@@ -161,12 +161,10 @@ class KeyedBlobs(Blobs):
         return f"{filename!r} of key {key!r} in {type(self.store).__qualname__}"
 
 
-class KeyedIndex(RunlessIndex):
+class KeyedIndex(MirroredIndex):
     def __init__(self, store: KeyStore) -> None:
         self.store = store
-        self._lock = threading.RLock()
-        self._mirror = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
-        schema.create(self._mirror)
+        super().__init__()
         self._mirrored: bytes | None = None
         """The generation the mirror is in step with (None: never filled)."""
         self._marked = False
@@ -233,19 +231,6 @@ class KeyedIndex(RunlessIndex):
 
     def remove_orphan_logs(self, task_ids: list[str]) -> None:
         return None
-
-    def generation(self) -> int:
-        value = self._read_generation()
-        try:
-            return int(value)
-        except ValueError:
-            return zlib.crc32(value)
-
-    @contextlib.contextmanager
-    def reading(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._sync()
-            yield self._mirror
 
     # --- the store -----------------------------------------------------------
 
@@ -316,7 +301,7 @@ class KeyedIndex(RunlessIndex):
         current = self._read_generation()
         if current == self._mirrored:
             return
-        keys = [key for key in self.store.find_keys() if key != OWN_KEY]
+        keys = [key for key in self.store.find_keys() if TASK_KEY.fullmatch(key)]
         fetched = self._fetch(keys)
         db = self._mirror
         db.execute("BEGIN")

@@ -24,24 +24,20 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import secrets
-import sqlite3
-import threading
 import time
-import zlib
-from collections.abc import Iterator
 from typing import Any
 
 from ..errors import StorageError
 from . import schema
 from .entry import IndexEntry
 from .fsspec_blobs import put, remove_quietly
-from .index import RunlessIndex
+from .index import MirroredIndex
 
 GENERATION = "generation"
 INDEX_SUFFIX = ".json"
 
 
-class ObjectIndex(RunlessIndex):
+class ObjectIndex(MirroredIndex):
     """Entries as JSON objects at an fsspec URL; no runs are coordinated or
     recorded (``RunlessIndex``: fsspec has no atomic "create if absent" that
     works on every backend), so every run computes what it needs."""
@@ -51,9 +47,7 @@ class ObjectIndex(RunlessIndex):
         self.root = root
         self.rename = rename
         self.listing_seconds = listing_seconds
-        self._lock = threading.RLock()
-        self._mirror = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
-        schema.create(self._mirror)
+        super().__init__()
         self._tags: dict[str, str] = {}
         """Task id to its object's listing tag (ETag, or size and mtime), as mirrored."""
         self._listed: dict[str, str] | None = None
@@ -134,19 +128,6 @@ class ObjectIndex(RunlessIndex):
             return bytes(self.fs.cat_file(self._logs_path(task_id))).decode(errors="replace")
         except FileNotFoundError:
             return None
-
-    def generation(self) -> int:
-        value = self._read_generation()
-        try:
-            return int(value)
-        except ValueError:
-            return zlib.crc32(value)
-
-    @contextlib.contextmanager
-    def reading(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._sync()
-            yield self._mirror
 
     def orphan_logs(self, older_than: float) -> list[str]:
         folder = self._path("logs")
