@@ -286,6 +286,17 @@ def test_a_task_without_runner_options_asks_nothing_and_numbers_in_strings_are_n
     assert task_options(ChoosesRayOptions(share=0.5)) == {"num_cpus": 1, "resources": {"slot": 0.5}}
 
 
+def test_ray_workers_cache_into_a_labtech_style_storage_of_the_users_own(make_lab, tmp_path):
+    from key_stores import DirectoryStorage
+
+    lab = make_lab(storage=DirectoryStorage(tmp_path / "mine"))
+    total = Total(parts=[Square(x=x) for x in range(3)])
+    assert lab.run_tasks([total], disable_progress=True) == {total: 5}
+    again = labnb.Lab(storage=DirectoryStorage(tmp_path / "mine"), runner="serial")
+    assert sorted(task.x for task in again.cached_tasks([Square])) == [0, 1, 2]
+    assert again.is_cached(total)
+
+
 def test_an_unimportable_task_class_fails_clearly(make_lab, tmp_path, monkeypatch):
     (tmp_path / "notebook_only.py").write_text(
         "import labnb\n\n@labnb.task\nclass Local:\n    n: int\n\n"
