@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import IO, Any
 
 import pytest
+from config_tasks import Dataset
 from key_stores import DictStorage, DirectoryStorage
 from sample_tasks import Chatty, Fails, Square, Stamp
 
@@ -112,6 +113,17 @@ def test_keys_labnb_did_not_write_are_left_alone_by_queries_removal_and_gc():
     assert (report.files, report.logs) == (0, 0)
     assert storage.files[foreign] == b'{"written by": "labtech"}'
     assert storage.find_keys() == ["labnb-storage", "pickle__Experiment__ab12"]
+
+
+def test_the_config_file_a_sweep_came_from_is_kept_in_the_storage(tmp_path):
+    text = "n: [2, 3]\nnoise: 0.5\n"
+    (tmp_path / "data.yaml").write_text(text)
+    tasks = labnb.sweep(Dataset, tmp_path / "data.yaml")
+    labnb.Lab(storage=DirectoryStorage(tmp_path / "s"), runner="serial").run_tasks(
+        tasks, disable_progress=True
+    )
+    kept = labnb.Lab(storage=DirectoryStorage(tmp_path / "s"), runner="serial").config_of(tasks[1])
+    assert kept is not None and kept.text == text and kept.name.endswith("data.yaml")
 
 
 def test_a_subclass_missing_one_of_the_four_methods_cannot_be_instantiated():

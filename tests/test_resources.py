@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from resource_tasks import NeedsNothing, OneCore, OneGpu, SizedByParameter
@@ -123,3 +124,55 @@ def test_the_gpu_check_script_runs_anywhere_and_skips_cleanly_without_a_gpu():
         assert "skipped" in done.stdout
     else:
         assert "OK: each task saw only its GPU" in done.stdout or "skipped" in done.stdout
+
+
+class _Nvml:
+    """A stand-in for ``pynvml`` with two devices (no GPU here): checks how labnb
+    reads NVML's answers (device memory; per-process GPU memory and the
+    utilisation of the devices a process uses), not NVML itself."""
+
+    class _Memory:
+        total = 16 * 2**30
+
+    class _Utilisation:
+        def __init__(self, gpu: int) -> None:
+            self.gpu = gpu
+
+    class _Process:
+        def __init__(self, pid: int, used: int | None) -> None:
+            self.pid, self.usedGpuMemory = pid, used
+
+    def nvmlInit(self) -> None:
+        return None
+
+    def nvmlDeviceGetCount(self) -> int:
+        return 2
+
+    def nvmlDeviceGetHandleByIndex(self, index: int) -> int:
+        return index
+
+    def nvmlDeviceGetName(self, handle: int) -> bytes:
+        return b"Simulated GPU"
+
+    def nvmlDeviceGetMemoryInfo(self, handle: int) -> Any:
+        return self._Memory()
+
+    def nvmlDeviceGetUtilizationRates(self, handle: int) -> Any:
+        return self._Utilisation([40, 90][handle])
+
+    def nvmlDeviceGetComputeRunningProcesses(self, handle: int) -> list[Any]:
+        return [[self._Process(10, 2**30)], [self._Process(10, 2**29), self._Process(11, None)]][
+            handle
+        ]
+
+
+def test_nvml_answers_become_gpus_and_per_task_gpu_use(monkeypatch):
+    from labnb.engine import machine
+
+    monkeypatch.setattr(machine, "_NVML", [_Nvml()])
+    assert machine.nvml_gpus() == [
+        machine.Gpu(0, 16 * 2**30, "Simulated GPU"),
+        machine.Gpu(1, 16 * 2**30, "Simulated GPU"),
+    ]
+    # pid 10 uses both devices: the busier one's utilisation, the memory of both.
+    assert machine.gpu_usage([10, 11, 12]) == {10: (90.0, 1536.0), 11: (90.0, None)}

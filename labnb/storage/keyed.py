@@ -16,10 +16,11 @@ Layout, one key per task (its 32-character id), files written in binary mode:
 - ``logs.txt``: the logs of the task's last run (failed tasks keep them too;
   a key with no ``entry.json`` is not cached).
 
-One more key, ``labnb-storage``, holds the storage marker and a
-``generation`` rewritten (a random number) whenever entries change, so a
-reader notices another process's changes without reading every entry. Keys
-that are not task ids (a labtech run's results, say) are never read or changed.
+One more key, ``labnb-storage``, holds the storage marker, the config files
+tasks were built from (``config-<digest>.json``) and a ``generation``
+rewritten (a random number) whenever entries change, so a reader notices
+another process's changes without reading every entry. Keys that are not
+task ids (a labtech run's results, say) are never read or changed.
 
 The four methods give no way to delete one file of a key, so the payload an
 entry replaced is emptied rather than deleted; ``delete(key)`` (uncaching)
@@ -41,6 +42,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import logging
 import re
 import secrets
@@ -61,6 +63,8 @@ OWN_KEY = "labnb-storage"
 """The key of the marker and generation (task ids are 32 hex characters)."""
 MARKER_FILE = "labnb-storage.json"
 GENERATION_FILE = "generation"
+CONFIG_FILE = "config-{}.json"
+"""A config file tasks were built from, ``{"name", "text"}``, by its digest (in ``OWN_KEY``)."""
 ENTRY_FILE = "entry.json"
 LOGS_FILE = "logs.txt"
 PAYLOAD_PREFIX = "result-"
@@ -105,6 +109,10 @@ def read_file(store: KeyStore, key: str, filename: str) -> bytes:
     except (OSError, LookupError) as exc:
         raise FileNotFoundError(f"{key}/{filename}: {exc}") from None
     return data if isinstance(data, bytes) else str(data).encode()
+
+
+def _json(data: object) -> bytes:
+    return json.dumps(data).encode()
 
 
 def write_file(store: KeyStore, key: str, filename: str, data: bytes) -> None:
@@ -225,6 +233,19 @@ class KeyedIndex(MirroredIndex):
             return read_file(self.store, task_id, LOGS_FILE).decode(errors="replace")
         except FileNotFoundError:
             return None
+
+    def keep_configs(self, configs: Sequence[tuple[str, str, str]]) -> None:
+        for digest, name, text in configs:
+            data = {"name": name, "text": schema.safe_text(text)}
+            write_file(self.store, OWN_KEY, CONFIG_FILE.format(checked_name(digest)), _json(data))
+
+    def read_config(self, digest: str) -> tuple[str, str] | None:
+        try:
+            name = CONFIG_FILE.format(checked_name(digest))
+            data = json.loads(read_file(self.store, OWN_KEY, name))
+        except (FileNotFoundError, ValueError, StorageError):
+            return None
+        return str(data["name"]), str(data["text"])
 
     def orphan_logs(self, older_than: float) -> list[str]:
         return []  # the store tells no file times: logs of failed tasks are kept

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from typing_extensions import Self
 
 from ..errors import CacheError, StorageError
+from ..model.config_files import ConfigFile
 from .blobs import RESULTS, Blobs, LocalBlobs, PayloadWriter, checksum
 from .entry import DAMAGED, MISSING, IndexEntry
 from .index import Index, SqliteIndex
@@ -126,6 +127,11 @@ class Storage:
     def lookup_many(self, task_ids: Iterable[str]) -> dict[str, IndexEntry]:
         """Entries of those of these tasks that are cached (one query, not one per task)."""
         return self.index.get_many(list(dict.fromkeys(task_ids)))
+
+    def config(self, digest: str | None) -> ConfigFile | None:
+        """The config file kept under ``digest`` (an entry's or run task's ``config``)."""
+        found = None if digest is None else self.index.read_config(digest)
+        return None if found is None else ConfigFile(*found)
 
     def entries(self) -> Iterator[IndexEntry]:
         """Every entry, oldest first (for whole-storage listings; the catalog pages)."""
