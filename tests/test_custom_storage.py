@@ -15,7 +15,7 @@ from key_stores import DictStorage, DirectoryStorage
 from sample_tasks import Chatty, Fails, Square, Stamp
 
 import labnb
-from labnb.errors import CacheWarning
+from labnb.errors import CacheWarning, StorageError
 from labnb.storage import Storage
 
 
@@ -141,6 +141,16 @@ def test_a_subclass_missing_one_of_the_four_methods_cannot_be_instantiated():
         NoDelete()
     with pytest.raises(TypeError, match="find_keys, exists, file_handle and delete"):
         Storage()
+
+
+def test_a_subclass_that_takes_labnbs_attribute_names_is_told_so():
+    class OwnIndex(DictStorage):
+        def __init__(self) -> None:
+            super().__init__()
+            self.index = {}
+
+    with pytest.raises(StorageError, match=r"sets self\.index"):
+        labnb.Lab(storage=OwnIndex())
 
 
 def test_labtechs_custom_storage_code_runs_unchanged(tmp_path):

@@ -381,6 +381,11 @@ class FsspecStorage(Storage):
 def open_storage(location: str | os.PathLike[str] | Storage | None) -> Storage:
     """A storage from what ``Lab(storage=...)`` and the CLI accept: a path, a URL, None."""
     if isinstance(location, Storage):
+        if not isinstance(getattr(location, "index", None), Index):
+            raise StorageError(
+                f"{type(location).__qualname__} sets self.index, which labnb's Storage uses "
+                f"for its own index: give that attribute another name"
+            )
         return location
     if location is None:
         return NullStorage()
