@@ -126,6 +126,35 @@ def test_the_config_file_a_sweep_came_from_is_kept_in_the_storage(tmp_path):
     assert kept is not None and kept.text == text and kept.name.endswith("data.yaml")
 
 
+def test_a_custom_cache_and_a_custom_storage_work_together():
+    from labnb.cache import BaseCache
+
+    class TextCache(BaseCache):
+        KEY_PREFIX = "text__"
+
+        def save_result(self, storage, task, result):
+            with storage.file_handle(task.cache_key, "data.txt", mode="w") as file:
+                file.write(result)
+
+        def load_result(self, storage, task):
+            with storage.file_handle(task.cache_key, "data.txt", mode="r") as file:
+                return file.read()
+
+    calls: list[str] = []
+
+    @labnb.task(cache=TextCache())
+    class Note:
+        text: str
+
+        def run(self):
+            calls.append(self.text)
+            return self.text.upper()
+
+    lab = labnb.Lab(storage=DictStorage(), runner="serial")
+    assert lab.run_task(Note(text="hi"), disable_progress=True) == "HI"
+    assert lab.run_task(Note(text="hi"), disable_progress=True) == "HI" and calls == ["hi"]
+
+
 def test_a_subclass_missing_one_of_the_four_methods_cannot_be_instantiated():
     class NoDelete(Storage):
         def find_keys(self) -> Sequence[str]:
