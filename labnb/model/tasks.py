@@ -276,7 +276,8 @@ def _make_task_type(
     if hook is _post_init:
         hook = cls._labnb_meta.user_post_init
     cls.__post_init__ = _post_init  # before @dataclass, so its __init__ calls it
-    cls = dataclasses.dataclass(frozen=True, eq=False)(cls)
+    own_repr = "__repr__" in vars(cls)
+    cls = dataclasses.dataclass(frozen=True, eq=False, repr=own_repr)(cls)
     cls._labnb_meta = TaskMeta(
         type_name=cls.__qualname__,
         module=cls.__module__,
@@ -289,6 +290,8 @@ def _make_task_type(
     )
     for name, member in _TASK_MEMBERS.items():
         setattr(cls, name, member)
+    if not own_repr:
+        cls.__repr__ = _repr
     for name, default in _DEFAULT_HOOKS.items():
         if not hasattr(cls, name):  # the user's own (or a parent task type's) hook wins
             setattr(cls, name, default)
@@ -522,6 +525,25 @@ def _context(self: Any) -> Any:
     if context is _MISSING:
         raise AttributeError(f"{type(self).__qualname__}.context is only set while a Lab runs it")
     return context
+
+
+REPR_DEPTH = 3
+"""Nested tasks shown in a task's repr; deeper ones are ``Type(...)``."""
+
+
+def _repr(self: Any, depth: int = 0) -> str:
+    """As ``@dataclass`` writes it (``Fit(C=1.0, data=Load(n=3))``), but a task
+    nested deeper than ``REPR_DEPTH`` is ``Load(...)``: a chain of 10,000
+    dependent tasks must not recurse 10,000 frames to name its last task."""
+    name = type(self).__qualname__
+    if depth >= REPR_DEPTH:
+        return f"{name}(...)"
+    parts = []
+    for field in self._labnb_meta.fields:
+        value = getattr(self, field)
+        shown = _repr(value, depth + 1) if is_task(value) else repr(value)
+        parts.append(f"{field}={shown}")
+    return f"{name}({', '.join(parts)})"
 
 
 def _getstate(self: Any) -> dict[str, Any]:
