@@ -84,16 +84,24 @@ class Explanation:
         return f"stored as {self.entry.format}, the type now caches as another format"
 
 
-def explain(task: Any, storage: Storage) -> Explanation:
+def explain(task: Any, storage: Storage, why_it_ran: bool = False) -> Explanation:
+    """``why_it_ran``: for a task a run computed (now cached), leave its own entry
+    out and answer as before it ran: which cached entries came nearest, and what
+    differs from each (the run widget's "Why?")."""
     meta = meta_of(task)
-    entry = storage.lookup(task_id(task))
+    key = task_id(task)
+    entry = None if why_it_ran else storage.lookup(key)
     if entry is not None:
         fmt = meta.format
         usable = entry.status == "ok" and fmt is not None and entry.format == fmt.name
         stale = same_code(entry.code, code_hash(type(task))) is False
         return Explanation(task, entry, usable, (), storage.config(entry.config), stale)
     params = stored_params(task)
-    candidates = storage.catalog.entries([meta.type_name])[-SCANNED:]
+    candidates = [
+        other
+        for other in storage.catalog.entries([meta.type_name])[-SCANNED:]
+        if other.task_id != key
+    ]
     compared = [(other, _differences(task, params, other)) for other in candidates]
     compared.sort(key=lambda item: (len(item[1]), -item[0].finished))
     return Explanation(task, None, False, tuple(compared[:NEAREST]))
