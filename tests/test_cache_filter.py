@@ -67,7 +67,7 @@ def test_values_read_as_the_user_wrote_them():
     from frozendict import frozendict
 
     assert value_text(frozendict({"depth": 3, "name": "x"})) == "{'depth': 3, 'name': 'x'}"
-    assert value_text((1,)) == "(1,)" and value_text(0.1 + 0.2) == "0.3"
+    assert value_text((1, 2)) == "[1, 2]" and value_text(0.1 + 0.2) == "0.3"
     assert stored_text('{"depth": 3}') == "{'depth': 3}"
     assert stored_text('["a", 1]') == "['a', 1]"
     assert stored_text("svm") == "svm" and stored_text("{not json") == "{not json"

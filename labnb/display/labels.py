@@ -36,10 +36,9 @@ def value_text(value: Any) -> str:
     if isinstance(value, Mapping):
         items = ", ".join(f"{value_text(key)}: {value_text(item)}" for key, item in value.items())
         return "{" + items + "}"
-    if isinstance(value, tuple):
-        inner = ", ".join(value_text(item) for item in value)
-        return f"({inner},)" if len(value) == 1 else f"({inner})"
-    if isinstance(value, list):
+    if isinstance(value, (list, tuple)):
+        # labnb keeps a list parameter as a tuple; it was most likely written as a
+        # list, and the cache browser (from JSON) shows it so too.
         return "[" + ", ".join(value_text(item) for item in value) + "]"
     if isinstance(value, float):
         return f"{value:.6g}"

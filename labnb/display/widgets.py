@@ -777,7 +777,7 @@ def _page_columns(rows: list[dict[str, Any]]) -> tuple[list[str], list[dict[str,
             for cell, found in zip(cells, dicts, strict=True):
                 for key, item in (found or {}).items():
                     columns[f"{name}.{key}"] = None
-                    cell[f"{name}.{key}"] = value_text(item)
+                    cell[f"{name}.{key}"] = item if isinstance(item, str) else value_text(item)
             continue
         for cell, value in zip(cells, values, strict=True):
             if value is not None:
