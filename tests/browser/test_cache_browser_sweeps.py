@@ -50,6 +50,18 @@ def newest_first(entries: list[Cached]) -> list[Cached]:
     return sorted(entries, key=lambda e: (-e.started, e.key))
 
 
+def both_themes(nb, view, name: str) -> None:
+    """Screenshots of the browser's top in JupyterLab Light, then Dark (and back)."""
+    show_top(view)
+    nb.screenshot(f"{name}-light")
+    try:
+        set_theme(nb, "JupyterLab Dark")
+        show_top(view)
+        nb.screenshot(f"{name}-dark")
+    finally:
+        set_theme(nb, "JupyterLab Light")
+
+
 @pytest.fixture
 def storage_20k(jupyter_server, tmp_path):
     tasks_module = _import_tasks(jupyter_server.root_dir)
@@ -95,8 +107,7 @@ def test_at_20k_field_queries_header_sort_paging_and_uncache_all_matching(notebo
     search("sedd=3")
     until(lambda: range_text(view) == "No matches", "no matches", state)
     assert note.inner_text().startswith("No field 'sedd': fields are model, seed, C")
-    show_top(view)
-    nb.screenshot("unreadable-filter")
+    both_themes(nb, view, "unreadable-filter")
 
     # Two field queries; the whole header cell sorts (clicked far from its text).
     matching = [
@@ -122,14 +133,13 @@ def test_at_20k_field_queries_header_sort_paging_and_uncache_all_matching(notebo
     page = view.get_by_role("spinbutton", name="Page")
     page.fill("3")
     page.press("Enter")
+    third = expected_range(401, min(600, len(matching)), len(matching))
     until(
-        lambda: range_text(view) == expected_range(401, min(600, len(matching)), len(matching)),
+        lambda: range_text(view) == third and page_ids(view) == [e.key for e in ties[400:600]],
         "page 3",
         state,
     )
-    assert page_ids(view) == [e.key for e in ties[400:600]]
-    show_top(view)
-    nb.screenshot("field-query-page-3")
+    both_themes(nb, view, "field-query-page-3")
 
     # Select all matching: every Fit task (18,000 or so), uncached in one confirmed action.
     fits = [e for e in data.entries if e.type == "Fit"]
@@ -143,8 +153,7 @@ def test_at_20k_field_queries_header_sort_paging_and_uncache_all_matching(notebo
     view.get_by_role("button", name="Uncache selected").click()
     bar = view.get_by_role("group", name="Confirm uncache")
     assert bar.inner_text().startswith(f"Remove all {len(fits):,} matching tasks from the cache?")
-    show_top(view)
-    nb.screenshot("uncache-all-matching-confirm")
+    both_themes(nb, view, "uncache-all-matching-confirm")
     bar.get_by_role("button", name="Confirm").click()
     view.get_by_role("status").filter(
         has_text=f"Removed {len(fits):,} tasks from the cache."
