@@ -228,6 +228,7 @@ def test_wide_dict_parameters_at_1000px_and_readable_text_in_every_state(
     )
     first = view.locator("tbody tr").first
     uncache = first.get_by_role("button", name="Uncache", exact=True)
+    uncache.scroll_into_view_if_needed()
     box = uncache.bounding_box()
     assert box["x"] + box["width"] <= 1000, box
     on_top = uncache.evaluate(
