@@ -4,6 +4,11 @@
 // task id, and edits the `query` trait. Both rows and the cells within a row
 // are keyed (cells by column), so a new page or a new set of parameter
 // columns updates the existing <tr>s, checkboxes and buttons in place.
+//
+// The filter box's text is read by the kernel (seed=3, C>1, free words); this
+// view shows how it was read (`filter_info`). A selection lasts across pages
+// until the filter or type changes; "Select all N matching" selects by the
+// query, and uncaching it sends the query and N, never the ids.
 
 import { createActions, onPress, setDisabled } from "./actions.js";
 import {
@@ -34,6 +39,23 @@ const DEFAULT_QUERY = {
   page_size: 50,
 };
 const FILTER_DELAY_MS = 250;
+const PAGE_SIZES = [25, 50, 100, 200, 500];
+let viewCount = 0; // unique ids for aria-describedby within the page
+
+/** 20000 → "20,000" (locale-independent: tests and screenshots read the same). */
+export function formatCount(value) {
+  return Number(value ?? 0).toLocaleString("en-US");
+}
+
+/** How the kernel read the filter: its error, what it applies, or the syntax hint. */
+export function filterNoteText(info) {
+  if (!info) return "";
+  if (info.error) return info.error;
+  const parts = [];
+  if (info.terms?.length) parts.push(info.terms.join(", "));
+  if (info.words?.length) parts.push(`text has ${info.words.map((w) => `\u201c${w}\u201d`).join(", ")}`);
+  return parts.length ? `Matching ${parts.join("; ")}` : (info.hint ?? "");
+}
 
 /** How a cached task is named in the UI ("Type(a=1, b=x)"), e.g. in "Logs of …". */
 export function rowLabel(row) {
@@ -63,7 +85,9 @@ function render({ model, el, experimental }) {
     model.save_changes();
   }
 
-  const selected = new Set(); // ids checked on the current page
+  const selected = new Set(); // ids checked, on any page of the current filter
+  let allMatching = false; // every row matching the filter is selected (by query)
+  let scope = null; // the filter and type the selection belongs to
   const staleNote = h("p", { class: "labnb-note labnb-warning", hidden: true });
 
   // --- type groups: "All types" plus one toggle per type
@@ -85,9 +109,15 @@ function render({ model, el, experimental }) {
   const filter = h("input", {
     type: "search",
     class: "labnb-filter",
-    placeholder: `Filter${ELLIPSIS}`,
+    placeholder: `seed=3 C>1 model=svm${ELLIPSIS}`,
     "aria-label": "Filter",
+    "aria-describedby": `labnb-filter-note-${++viewCount}`,
     spellcheck: "false",
+  });
+  const filterNote = h("p", {
+    class: "labnb-filter-note",
+    id: `labnb-filter-note-${viewCount}`,
+    "aria-live": "polite",
   });
   const applyFilter = debounce(() => {
     if (filter.value !== queryOf().text) setQuery({ text: filter.value, page: 0 });
@@ -114,6 +144,22 @@ function render({ model, el, experimental }) {
     text: "Uncache selected",
   });
   onPress(uncacheSelected, openConfirm);
+  const selectMatching = h("button", { type: "button", class: "labnb-button", hidden: true });
+  onPress(selectMatching, () => {
+    allMatching = true;
+    updateSelection();
+  });
+  const clearSelection = h("button", {
+    type: "button",
+    class: "labnb-button",
+    text: "Clear selection",
+    hidden: true,
+  });
+  onPress(clearSelection, () => {
+    selected.clear();
+    allMatching = false;
+    updateSelection();
+  });
 
   // --- inline confirmation of "Uncache selected" (no window.confirm: it
   // blocks the page, and some front ends suppress it)
@@ -145,6 +191,10 @@ function render({ model, el, experimental }) {
     "aria-label": "Select all rows on this page",
   });
   selectAll.addEventListener("change", () => {
+    if (!selectAll.checked && allMatching) {
+      allMatching = false;
+      selected.clear();
+    }
     for (const row of model.get("rows") ?? []) {
       if (selectAll.checked) selected.add(row.id);
       else selected.delete(row.id);
@@ -159,6 +209,44 @@ function render({ model, el, experimental }) {
   const range = h("span", { class: "labnb-range" });
   onPress(prev, () => setQuery({ page: Math.max(0, queryOf().page - 1) }));
   onPress(next, () => setQuery({ page: queryOf().page + 1 }));
+  const pageInput = h("input", {
+    type: "number",
+    class: "labnb-page-input",
+    min: "1",
+    step: "1",
+    "aria-label": "Page",
+  });
+  const pageCount = h("span", { class: "labnb-page-count" });
+  const goToPage = () => {
+    const wanted = Math.round(Number(pageInput.value));
+    if (!Number.isFinite(wanted)) return updatePager();
+    const page = Math.min(Math.max(1, wanted), pages()) - 1;
+    if (page !== queryOf().page) setQuery({ page });
+    else updatePager();
+  };
+  pageInput.addEventListener("change", goToPage);
+  pageInput.addEventListener("keydown", (event) => {
+    if (event.key === "Enter") goToPage();
+  });
+  const pageSize = h(
+    "select",
+    { class: "labnb-page-size", "aria-label": "Rows per page" },
+    PAGE_SIZES.map((size) => h("option", { value: String(size), text: String(size) })),
+  );
+  pageSize.addEventListener("change", () => {
+    const size = Number(pageSize.value);
+    const q = queryOf();
+    // Keep the first row shown in view: the page that holds it at the new size.
+    setQuery({ page_size: size, page: Math.floor((q.page * q.page_size) / size) });
+  });
+  const pageJump = h(
+    "span",
+    { class: "labnb-page-jump" },
+    h("label", { text: "Page" }, " ", pageInput),
+    " ",
+    pageCount,
+  );
+  const sizeLabel = h("label", { class: "labnb-page-size-label", text: "Rows per page " }, pageSize);
 
   let opener = null; // the Logs button that opened the panel, to return focus to
   const logPanel = createLogPanel({
@@ -183,13 +271,16 @@ function render({ model, el, experimental }) {
       refresh,
       h("span", { class: "labnb-spacer" }),
       selectionCount,
+      selectMatching,
+      clearSelection,
       uncacheSelected,
     ),
+    filterNote,
     confirmBar,
     status.el,
     h("div", { class: "labnb-scroll" }, table),
     emptyNote,
-    h("div", { class: "labnb-pager" }, prev, range, next),
+    h("div", { class: "labnb-pager" }, prev, range, next, pageJump, sizeLabel),
     logPanel.el,
   );
   el.append(root);
@@ -206,6 +297,12 @@ function render({ model, el, experimental }) {
         box.addEventListener("change", () => {
           const id = td.closest("tr")?.dataset.taskId;
           if (!id) return;
+          if (allMatching) {
+            // Unticking one row of "all matching": the page's rows stay selected.
+            allMatching = false;
+            selected.clear();
+            for (const row of model.get("rows") ?? []) selected.add(row.id);
+          }
           if (box.checked) selected.add(id);
           else selected.delete(id);
           updateSelection();
@@ -215,7 +312,7 @@ function render({ model, el, experimental }) {
       },
       update: (td, row) => {
         setAttr(td.labnbBox, "aria-label", `Select ${rowLabel(row)}`);
-        td.labnbBox.checked = selected.has(row.id);
+        td.labnbBox.checked = allMatching || selected.has(row.id);
       },
     },
     { key: "f:type", sort: "type", label: "Type", text: (row) => row.type },
@@ -245,7 +342,8 @@ function render({ model, el, experimental }) {
     },
     {
       key: "actions",
-      header: () => h("th", {}, h("span", { class: "labnb-sr-only", text: "Actions" })),
+      header: () =>
+        h("th", { class: "labnb-actions" }, h("span", { class: "labnb-sr-only", text: "Actions" })),
       create: () => {
         const logs = h("button", {
           type: "button",
@@ -289,7 +387,14 @@ function render({ model, el, experimental }) {
           key: `p:${name}`,
           sort: name,
           label: name.startsWith("params.") ? name.slice(7) : name,
-          text: (row) => row.params?.[name] ?? DASH,
+          className: "labnb-param",
+          // Long values are cut by CSS; the whole value is on hover.
+          create: () => h("td", { class: "labnb-param" }, h("span", { class: "labnb-cut" })),
+          update: (td, row) => {
+            const text = row.params?.[name] ?? DASH;
+            setText(td.firstChild, text);
+            setAttr(td, "title", text === DASH ? null : text);
+          },
         })),
         ...fixedEnd,
       ];
@@ -310,8 +415,9 @@ function render({ model, el, experimental }) {
   function createHeader(spec) {
     if (spec.header) return spec.header();
     const arrow = h("span", { class: "labnb-sort-arrow", "aria-hidden": "true" });
+    // The whole header cell is the button, not just its text.
     const button = h("button", { type: "button", class: "labnb-sort" }, spec.label, arrow);
-    const th = h("th", { scope: "col", class: spec.className }, button);
+    const th = h("th", { scope: "col", class: `labnb-sortable ${spec.className ?? ""}` }, button);
     th.labnbArrow = arrow;
     onPress(button, () => {
       const q = queryOf();
@@ -359,9 +465,6 @@ function render({ model, el, experimental }) {
 
   function updateRows() {
     const rows = model.get("rows") ?? [];
-    // Only rows on this page can be selected: never uncache what is not shown.
-    const ids = new Set(rows.map((row) => row.id));
-    for (const id of selected) if (!ids.has(id)) selected.delete(id);
     updateHead();
     syncKeyed(tbody, rowNodes, rows, (row) => row.id, createRow, updateRow);
     updateSelection();
@@ -369,14 +472,22 @@ function render({ model, el, experimental }) {
     markLogRow();
     const total = model.get("total_rows") ?? 0;
     emptyNote.hidden = total > 0 || rows.length > 0;
-    const anything = (model.get("groups") ?? []).some((group) => group.count > 0);
-    setText(emptyNote, anything ? "No cached task matches." : "The cache is empty.");
+    const anything = (model.get("groups") ?? []).some((group) => (group.cached ?? group.count) > 0);
+    const unread = Boolean(model.get("filter_info")?.error);
+    setText(
+      emptyNote,
+      !anything
+        ? "The cache is empty."
+        : unread
+          ? "No matches: the filter above could not be read."
+          : "No cached task matches.",
+    );
   }
 
   function updateGroups() {
     const groups = model.get("groups") ?? [];
     const type = queryOf().type;
-    setText(allCount, groups.reduce((sum, group) => sum + (group.count ?? 0), 0));
+    setText(allCount, formatCount(groups.reduce((sum, group) => sum + (group.count ?? 0), 0)));
     setAttr(allChip, "aria-pressed", String(!type));
     syncKeyed(
       groupList,
@@ -394,27 +505,51 @@ function render({ model, el, experimental }) {
         return chip;
       },
       (chip, group) => {
-        setText(chip.labnbCount, group.count ?? 0);
+        setText(chip.labnbCount, formatCount(group.count));
         setAttr(chip, "aria-pressed", String(group.type === type));
       },
     );
+  }
+
+  function pages() {
+    const size = Math.max(1, queryOf().page_size);
+    return Math.max(1, Math.ceil((model.get("total_rows") ?? 0) / size));
   }
 
   function updatePager() {
     const q = queryOf();
     const total = model.get("total_rows") ?? 0;
     const size = Math.max(1, q.page_size);
-    const first = total ? q.page * size + 1 : 0;
+    const first = q.page * size + 1;
     const last = Math.min(total, (q.page + 1) * size);
-    setText(range, `rows ${first}\u2013${last} of ${total}`);
+    setText(
+      range,
+      total ? `rows ${formatCount(first)}\u2013${formatCount(last)} of ${formatCount(total)}` : "No matches",
+    );
     setDisabled(prev, q.page <= 0);
     setDisabled(next, (q.page + 1) * size >= total);
+    if (document.activeElement !== pageInput) pageInput.value = String(q.page + 1);
+    setAttr(pageInput, "max", pages());
+    setText(pageCount, `of ${formatCount(pages())}`);
+    pageJump.hidden = pages() <= 1;
+    if (![...pageSize.options].some((option) => Number(option.value) === size)) {
+      pageSize.append(h("option", { value: String(size), text: String(size) }));
+    }
+    pageSize.value = String(size);
   }
 
   function updateQuery() {
     const q = queryOf();
     // Don't fight the user's typing; take the kernel's text otherwise.
     if (document.activeElement !== filter && filter.value !== q.text) filter.value = q.text;
+    const now = JSON.stringify([q.text, q.type]);
+    if (scope !== null && scope !== now) {
+      // Another filter: what was selected under the old one is not what is shown.
+      selected.clear();
+      allMatching = false;
+      updateSelection();
+    }
+    scope = now;
     updateHead();
     updateGroups();
     updatePager();
@@ -432,21 +567,38 @@ function render({ model, el, experimental }) {
 
   function updateSelection() {
     const rows = model.get("rows") ?? [];
+    const total = model.get("total_rows") ?? 0;
+    if (allMatching && total === 0) allMatching = false;
     for (const [id, tr] of rowNodes) {
       const box = tr.labnbCells.get("select")?.labnbBox;
-      if (box) box.checked = selected.has(id);
+      if (box) box.checked = allMatching || selected.has(id);
     }
-    const onPage = rows.filter((row) => selected.has(row.id)).length;
+    const onPage = allMatching ? rows.length : rows.filter((row) => selected.has(row.id)).length;
     selectAll.checked = rows.length > 0 && onPage === rows.length;
     selectAll.indeterminate = onPage > 0 && onPage < rows.length;
-    setText(selectionCount, selected.size ? `${selected.size} selected` : "");
-    setDisabled(uncacheSelected, selected.size === 0);
-    if (selected.size === 0) {
+    const count = allMatching ? total : selected.size;
+    const elsewhere = allMatching ? 0 : selected.size - onPage;
+    setText(
+      selectionCount,
+      allMatching
+        ? `All ${formatCount(total)} matching selected`
+        : count
+          ? `${formatCount(count)} selected${elsewhere ? ` (${formatCount(elsewhere)} on other pages)` : ""}`
+          : "",
+    );
+    selectMatching.hidden = allMatching || !selectAll.checked || total <= rows.length;
+    setText(selectMatching, `Select all ${formatCount(total)} matching`);
+    clearSelection.hidden = count === 0;
+    const removing = Boolean(model.get("uncaching")?.running);
+    setDisabled(uncacheSelected, count === 0 || removing);
+    if (count === 0) {
       closeConfirm({ refocus: false });
     } else {
       setText(
         confirmText,
-        `Remove ${plural(selected.size, "selected task")} from the cache? ` +
+        (allMatching
+          ? `Remove all ${formatCount(total)} matching tasks from the cache? `
+          : `Remove ${plural(count, "selected task")} from the cache? `) +
           "Their results will be computed again when next needed.",
       );
     }
@@ -455,7 +607,7 @@ function render({ model, el, experimental }) {
   // ------------------------------------------------------- confirm, uncache
 
   function openConfirm() {
-    if (selected.size === 0) return;
+    if (selected.size === 0 && !allMatching) return;
     updateSelection();
     confirmBar.hidden = false;
     keep.focus({ preventScroll: true }); // the safe choice has focus
@@ -469,6 +621,7 @@ function render({ model, el, experimental }) {
   }
 
   async function uncacheSelection() {
+    if (allMatching) return uncacheMatching();
     const ids = [...selected];
     if (ids.length === 0) return;
     const reply = await actions.run(confirm, "uncache", { ids }, {
@@ -480,6 +633,55 @@ function render({ model, el, experimental }) {
     for (const id of ids) selected.delete(id);
     updateSelection();
     closeConfirm();
+  }
+
+  async function uncacheMatching() {
+    const q = queryOf();
+    const expected = model.get("total_rows") ?? 0;
+    const reply = await actions.run(
+      confirm,
+      "uncache_matching",
+      { text: q.text, type: q.type, expected },
+      {
+        pending: `Uncaching${ELLIPSIS}`,
+        success: (r) => `Removing ${plural(r.removing ?? expected, "task")} from the cache${ELLIPSIS}`,
+        failure: "Uncache failed",
+      },
+    );
+    if (!reply) return; // the bar stays open: look again, confirm again
+    selected.clear();
+    allMatching = false;
+    updateSelection();
+    closeConfirm();
+  }
+
+  /** Progress of an "uncache all matching" the kernel runs in batches. */
+  let wasRemoving = false;
+  function updateUncaching() {
+    const state = model.get("uncaching") ?? {};
+    if (state.running) {
+      wasRemoving = true;
+      status.show(
+        `Uncaching${ELLIPSIS} ${formatCount(state.removed)} of ${formatCount(state.total)} removed`,
+        "busy",
+      );
+    } else if (wasRemoving) {
+      wasRemoving = false;
+      if (state.error) status.show(`Uncache stopped: ${state.error}`, "error");
+      else {
+        const removed = state.removed ?? 0;
+        const noun = removed === 1 ? "task" : "tasks";
+        status.show(`Removed ${formatCount(removed)} ${noun} from the cache.`, "success");
+      }
+    }
+    updateSelection();
+  }
+
+  function updateFilterNote() {
+    const info = model.get("filter_info");
+    setText(filterNote, filterNoteText(info));
+    filterNote.classList.toggle("labnb-filter-error", Boolean(info?.error));
+    setAttr(filter, "aria-invalid", info?.error ? "true" : null);
   }
 
   // ---------------------------------------------------------------- logs
@@ -511,6 +713,7 @@ function render({ model, el, experimental }) {
   // ---------------------------------------------------------------- wiring
 
   filter.value = queryOf().text;
+  updateFilterNote();
   updateGroups();
   updateRows();
   updateQuery();
@@ -527,6 +730,11 @@ function render({ model, el, experimental }) {
     "change:rows": onData,
     "change:total_rows": onData,
     "change:query": updateQuery,
+    "change:filter_info": () => {
+      updateFilterNote();
+      updateRows(); // the empty note says whether the filter could be read
+    },
+    "change:uncaching": updateUncaching,
   });
   const stopHeartbeat = watchHeartbeat(model, staleNote);
 

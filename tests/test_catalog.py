@@ -291,3 +291,48 @@ def test_columns_come_grouped_by_task_type_in_field_order(lab: labnb.Lab):
         "params.x",  # Square
         "params.colour", "params.options",  # WithEnum
     ]  # fmt: skip
+
+
+def test_words_match_the_visible_text_and_never_the_task_id(lab: labnb.Lab):
+    catalog = lab.catalog
+    key = labnb.task_id(Square(x=3))
+    assert catalog.count(text=key) == 1  # the whole search text holds the id
+    assert catalog.count(words=[key]) == 0
+    assert catalog.count(words=["square", "3"]) == 1
+    assert catalog.groups(words=["colour"]) == {"WithEnum": 2}
+    assert catalog.groups(where="params.x >= 5") == {"Square": 5}
+
+
+def test_a_dict_parameters_keys_sort_and_filter_like_columns(tmp_path: Path):
+    lab = labnb.Lab(storage=tmp_path / "store", runner="serial")
+    lab.run_tasks(
+        [WithEnum(colour=Colour.RED, options={"depth": d}) for d in (3, 1, 2)],
+        disable_progress=True,
+    )
+    rows = lab.catalog.query(sort="params.options.depth")
+    assert [row["params.options"] for row in rows] == [
+        '{"depth": 1}',
+        '{"depth": 2}',
+        '{"depth": 3}',
+    ]
+    assert lab.catalog.count(where="options.depth >= 2") == 2
+    assert lab.catalog.count(where="params.options.missing == 1") == 0
+
+
+def test_remove_by_query_takes_the_ids_once_and_removes_them_in_batches(
+    lab: labnb.Lab, monkeypatch
+):
+    from labnb.storage import catalog as catalog_module
+
+    monkeypatch.setattr(catalog_module, "REMOVE_BATCH", 3)
+    batches: list[int] = []
+    remove = lab.storage.remove
+
+    def remove_and_record(ids):
+        batches.append(len(ids))
+        return remove(ids)
+
+    monkeypatch.setattr(lab.storage, "remove", remove_and_record)
+    assert len(lab.catalog.ids(["Square"], where="params.x < 8")) == 8
+    assert lab.catalog.remove(types=["Square"], where="params.x < 8") == 8
+    assert batches == [3, 3, 2] and lab.catalog.count(["Square"]) == 2

@@ -158,7 +158,10 @@ def cached_lab(tmp_path):
 
 def test_cache_view_lists_groups_and_pages(cached_lab):
     view = CacheView(cached_lab)
-    assert view.groups == [{"type": "Square", "count": 12}, {"type": "WithEnum", "count": 2}]
+    assert view.groups == [
+        {"type": "Square", "count": 12, "cached": 12},
+        {"type": "WithEnum", "count": 2, "cached": 2},
+    ]
     assert view.total_rows == 14 and len(view.rows) == 14
     view.query = {
         **view.query,

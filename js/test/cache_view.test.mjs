@@ -180,3 +180,75 @@ test("unmounting removes every model listener", () => {
   cleanup = null;
   assert.equal(model.listenerCount, 0);
 });
+
+test("the filter note shows the syntax hint, how the kernel read the text, or its error", () => {
+  const note = el.querySelector(".labnb-filter-note");
+  const input = el.querySelector("input[type=search]");
+  assert.equal(input.getAttribute("aria-describedby"), note.id);
+  model.update({ filter_info: { hint: "Filter: seed=3", error: "", terms: [], words: [] } });
+  assert.equal(note.textContent, "Filter: seed=3");
+  model.update({ filter_info: { hint: "h", error: "", terms: ["seed == 3"], words: ["svm"] } });
+  assert.equal(note.textContent, "Matching seed == 3; text has \u201csvm\u201d");
+  model.update({ filter_info: { hint: "h", error: "No field 'sedd'.", terms: [], words: [] } });
+  assert.equal(note.textContent, "No field 'sedd'.");
+  assert.equal(input.getAttribute("aria-invalid"), "true");
+  model.update({ total_rows: 0, rows: [] });
+  assert.match(el.textContent, /No matches/);
+  assert.doesNotMatch(el.textContent, /rows 0/);
+});
+
+test("a selection lasts across pages of one filter and is cleared by another filter", () => {
+  tr("a").querySelector("input").click();
+  model.update({ query: { ...model.get("query"), page: 1 }, rows: [row("d", 4)] });
+  assert.match(el.querySelector(".labnb-selection-count").textContent, /1 selected \(1 on other pages\)/);
+  model.update({ query: { ...model.get("query"), text: "x>1", page: 0 } });
+  assert.equal(el.querySelector(".labnb-selection-count").textContent, "");
+});
+
+test("Select all N matching uncaches by the query and N, never by ids", async () => {
+  assert.equal(buttons(el, "Select all 120 matching")[0].hidden, true);
+  el.querySelector("thead input").click(); // the page's rows
+  const matching = buttons(el, "Select all 120 matching")[0];
+  assert.equal(matching.hidden, false);
+  matching.click();
+  assert.equal(el.querySelector(".labnb-selection-count").textContent, "All 120 matching selected");
+  buttons(el, "Uncache selected")[0].click();
+  assert.match(el.querySelector(".labnb-confirm").textContent, /Remove all 120 matching tasks/);
+  buttons(el, "Confirm")[0].click();
+  assert.equal(kernel.calls.at(-1).name, "uncache_matching");
+  assert.deepEqual(kernel.calls.at(-1).msg, { text: "", type: "", expected: 120 });
+  kernel.answer({ ok: true, removing: 120 });
+  await flush();
+  model.update({ uncaching: { running: true, removed: 40, total: 120, error: "" } });
+  assert.equal(byRole(el, "status")[0].textContent, "Uncaching\u2026 40 of 120 removed");
+  model.update({ uncaching: { running: false, removed: 120, total: 120, error: "" } });
+  assert.equal(byRole(el, "status")[0].textContent, "Removed 120 tasks from the cache.");
+  assert.equal(el.querySelector(".labnb-selection-count").textContent, "");
+});
+
+test("unticking one row of all matching keeps the rest of the page selected", () => {
+  el.querySelector("thead input").click();
+  buttons(el, "Select all 120 matching")[0].click();
+  tr("b").querySelector("input").click();
+  assert.equal(el.querySelector(".labnb-selection-count").textContent, "2 selected");
+});
+
+test("page size and jump to page set the query", () => {
+  const size = el.querySelector("select.labnb-page-size");
+  size.value = "25";
+  size.dispatchEvent(new window.Event("change"));
+  assert.equal(model.get("query").page_size, 25);
+  const page = el.querySelector("input.labnb-page-input");
+  assert.match(el.textContent, /of 5/);
+  page.value = "9";
+  page.dispatchEvent(new window.Event("change"));
+  assert.equal(model.get("query").page, 4); // clamped to the last page
+  assert.match(el.textContent, /rows 101–120 of 120/);
+});
+
+test("long parameter values carry the whole value on hover", () => {
+  model.update({ rows: [row("a", 1, { params: { x: "{'depth': 3, 'notes': 'long'}" } })] });
+  const cell = tr("a").querySelector("td.labnb-param");
+  assert.equal(cell.getAttribute("title"), "{'depth': 3, 'notes': 'long'}");
+  assert.equal(cell.querySelector(".labnb-cut").textContent, "{'depth': 3, 'notes': 'long'}");
+});

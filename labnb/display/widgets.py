@@ -16,6 +16,7 @@ Three rules shape this module:
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -31,8 +32,11 @@ from ..engine.explain import explain
 from ..engine.machine import gpu_usage
 from ..engine.state import CANCELLED, DONE, FAILED, LOADED, RUNNING, WAITING, RunState
 from ..storage import IndexEntry, QueryError, Tracking
+from ..storage.catalog import REMOVE_BATCH
 from ..storage.schema import PARAMS
+from .cache_filter import HINT, FilterQuery, parse_filter
 from .kernel import activity, in_kernel
+from .labels import stored_text, task_label, value_text
 
 log = logging.getLogger("labnb.widgets")
 
@@ -243,8 +247,8 @@ def _error_line(error: Any) -> str | None:
 
 
 def _params_label(task: Any) -> str:
-    text = repr(task)
-    return text if len(text) <= 160 else text[:157] + "..."
+    """The task as the user wrote it (``Fit(config={'depth': 3})``), not its repr."""
+    return task_label(task)
 
 
 class RunView(LiveView):
@@ -579,7 +583,9 @@ class CacheView(LiveView):
 
     Filtering, sorting, counting and paging run in SQLite (``Catalog``), so a
     page costs milliseconds at 100,000 entries, and an uncache refreshes one
-    page, not the whole index.
+    page, not the whole index. The filter box's text is read here
+    (``cache_filter.py``), and "uncache all N matching" removes by that query
+    in the kernel: the browser never sends (or holds) 20,000 ids.
     """
 
     _esm = STATIC / "cache_view.js"
@@ -588,9 +594,19 @@ class CacheView(LiveView):
     rows: traitlets.List[dict[str, Any]] = traitlets.List().tag(sync=True)
     total_rows = traitlets.Int(0).tag(sync=True)
     query = traitlets.Dict(dict(DEFAULT_QUERY)).tag(sync=True)
+    filter_info: traitlets.Dict[str, Any] = traitlets.Dict(
+        {"hint": HINT, "error": "", "terms": [], "words": []}
+    ).tag(sync=True)
+    """How the kernel read the filter box: ``error`` ("" when it read well) and the
+    field ``terms`` and free ``words`` it applies; ``hint`` is the syntax reminder."""
+    uncaching: traitlets.Dict[str, Any] = traitlets.Dict(
+        {"running": False, "removed": 0, "total": 0, "error": ""}
+    ).tag(sync=True)
+    """The last "uncache all matching": how many of ``total`` are gone so far."""
 
     commands: ClassVar[dict[str, str]] = {
         "uncache": "_uncache",
+        "uncache_matching": "_uncache_matching",
         "logs": "_logs",
         "refresh": "_refresh",
     }
@@ -599,6 +615,8 @@ class CacheView(LiveView):
         self._lab = lab
         self._catalog = lab.storage.catalog
         self._generation: int | None = None
+        self._groups_for: tuple[Any, ...] | None = None
+        self._remover: threading.Thread | None = None
         self._checked_at = 0.0
         self._reload_seconds = 0.0
         super().__init__(**kwargs)
@@ -628,9 +646,6 @@ class CacheView(LiveView):
         with self._lock:
             self._generation = self._lab.storage.generation()
             with self.hold_sync():
-                self.groups = [
-                    {"type": name, "count": count} for name, count in self._catalog.groups().items()
-                ]
                 self._send_page()
         self._reload_seconds = time.monotonic() - started
 
@@ -646,25 +661,57 @@ class CacheView(LiveView):
         with self._lock, self.hold_sync():
             self._send_page(change["new"])
 
+    def _filter(self, text: str) -> FilterQuery:
+        return parse_filter(text, self._catalog.columns())
+
     def _send_page(self, query: dict[str, Any] | None = None) -> None:
         query = query or self.query
-        try:
-            total, rows = self._page(query)
-        except QueryError:
-            log.warning("labnb cache browser: no column %.100r to sort by", query["sort"])
-            total, rows = self._page({**query, "sort": DEFAULT_QUERY["sort"]})
-        dynamic = [name for name in (rows[0] if rows else {}) if "." in name]
-        columns = [name for name in dynamic if any(row[name] is not None for row in rows)]
+        wanted = self._filter(query["text"])
+        self.filter_info = {
+            "hint": HINT,
+            "error": wanted.error,
+            "terms": list(wanted.terms),
+            "words": list(wanted.words),
+        }
+        self._send_groups(query["text"], wanted)
+        total, rows = 0, list[dict[str, Any]]()
+        if wanted.ok:  # a filter that does not read matches nothing, never everything
+            try:
+                total, rows = self._page(query, wanted)
+            except QueryError:
+                log.warning("labnb cache browser: no column %.100r to sort by", query["sort"])
+                total, rows = self._page({**query, "sort": DEFAULT_QUERY["sort"]}, wanted)
+        columns, cells = _page_columns(rows)
         self.columns = columns
         self.total_rows = total
-        self.rows = [_page_row(row, columns) for row in rows]
+        self.rows = [_page_row(row, columns, cell) for row, cell in zip(rows, cells, strict=True)]
 
-    def _page(self, query: dict[str, Any]) -> tuple[int, list[dict[str, Any]]]:
+    def _send_groups(self, text: str, wanted: FilterQuery) -> None:
+        """Every type with how many of its entries match the filter (``count``) and
+        how many are cached (``cached``): the type chips follow the filter."""
+        key = (self._generation, text)
+        if key == self._groups_for:
+            return
+        cached = self._catalog.groups()
+        if not wanted.ok:
+            matching: dict[str, int] = {}
+        elif wanted.where or wanted.words:
+            matching = self._catalog.groups(where=wanted.where, words=wanted.words)
+        else:
+            matching = cached
+        self.groups = [
+            {"type": name, "count": matching.get(name, 0), "cached": count}
+            for name, count in cached.items()
+        ]
+        self._groups_for = key
+
+    def _page(self, query: dict[str, Any], wanted: FilterQuery) -> tuple[int, list[dict[str, Any]]]:
         types = [query["type"]] if query["type"] else None
-        total = self._catalog.count(types, text=query["text"])
+        total = self._catalog.count(types, where=wanted.where, words=wanted.words)
         rows = self._catalog.query(
             types,
-            text=query["text"],
+            where=wanted.where,
+            words=wanted.words,
             sort=query["sort"],
             descending=query["descending"],
             offset=query["page"] * query["page_size"],
@@ -685,9 +732,65 @@ class CacheView(LiveView):
         unknown = [key for key in ids if not isinstance(key, str) or key not in known][:100]
         if unknown:
             log.warning("labnb cache browser refused to uncache unknown ids %.200r", unknown)
-        removed = self._lab.storage.remove(list(known)) if known else 0
+        removed = self._catalog.remove(list(known)) if known else 0
         self._reload()
         return {"ok": True, "removed": removed, "unknown": [str(key)[:64] for key in unknown]}
+
+    def _uncache_matching(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """``{text, type, expected}``: remove every entry the shown query matches, as
+        the user confirmed it. Refused when the query is not the one shown, or when
+        another number of entries matches now (the confirmation said ``expected``).
+
+        The ids are taken now (a task cached a moment later is not removed) and
+        removed on a thread, ``REMOVE_BATCH`` at a time, ``uncaching`` telling the
+        page how far it got: the reply comes at once, however many there are."""
+        text, type_, expected = payload.get("text"), payload.get("type"), payload.get("expected")
+        if not isinstance(text, str) or not isinstance(type_, str):
+            return {"ok": False, "error": "text and type must be strings"}
+        if isinstance(expected, bool) or not isinstance(expected, int) or expected < 0:
+            return {"ok": False, "error": "expected must be the number of matching tasks"}
+        if (text, type_) != (self.query["text"], self.query["type"]):
+            return {"ok": False, "error": "the filter changed: confirm again"}
+        if self.uncaching["running"]:
+            return {"ok": False, "error": "an uncache is still running"}
+        wanted = self._filter(text)
+        if not wanted.ok:
+            return {"ok": False, "error": wanted.error}
+        types = [type_] if type_ else None
+        ids = self._catalog.ids(types, where=wanted.where, words=wanted.words)
+        if len(ids) != expected:
+            self._reload()
+            return {
+                "ok": False,
+                "error": f"{len(ids)} tasks match now, not {expected}: look again and confirm",
+                "matching": len(ids),
+            }
+        self.uncaching = {"running": True, "removed": 0, "total": len(ids), "error": ""}
+        thread = threading.Thread(
+            target=self._remove_in_batches, args=(ids,), name="labnb-uncache", daemon=True
+        )
+        thread.start()
+        self._remover = thread
+        return {"ok": True, "removing": len(ids)}
+
+    def _remove_in_batches(self, ids: list[str]) -> None:
+        removed, error = 0, ""
+        try:
+            for start in range(0, len(ids), REMOVE_BATCH):
+                removed += self._catalog.remove(ids[start : start + REMOVE_BATCH])
+                with self._lock:
+                    self.uncaching = {**self.uncaching, "removed": removed}
+        except Exception as exc:  # reported on the page, logged, never raised
+            log.exception("labnb cache browser: uncaching failed")
+            error = f"{type(exc).__name__}: {exc}"
+        with self._lock:
+            self.uncaching = {
+                **self.uncaching,
+                "running": False,
+                "removed": removed,
+                "error": error,
+            }
+        self._reload()
 
     def _logs(self, payload: dict[str, Any]) -> dict[str, Any]:
         key = _task_id_from(payload)
@@ -702,28 +805,58 @@ class CacheView(LiveView):
         return {"ok": True}
 
 
-def _page_row(row: dict[str, Any], columns: list[str]) -> dict[str, Any]:
+def _page_columns(rows: list[dict[str, Any]]) -> tuple[list[str], list[dict[str, str]]]:
+    """The parameter and metric columns this page shows, and each row's cell texts.
+
+    A dict parameter gets one column per key (``params.config.depth``; the
+    catalog sorts and filters by it too); columns empty on this page are left out."""
+    cells: list[dict[str, str]] = [{} for _ in rows]
+    columns: dict[str, None] = {}
+    for name in [name for name in (rows[0] if rows else {}) if "." in name]:
+        values = [row[name] for row in rows]
+        dicts = [_json_object(value) for value in values]
+        if any(value is not None for value in values) and all(
+            value is None or found is not None for value, found in zip(values, dicts, strict=True)
+        ):
+            for cell, found in zip(cells, dicts, strict=True):
+                for key, item in (found or {}).items():
+                    columns[f"{name}.{key}"] = None
+                    cell[f"{name}.{key}"] = item if isinstance(item, str) else value_text(item)
+            continue
+        for cell, value in zip(cells, values, strict=True):
+            if value is not None:
+                columns[name] = None
+                cell[name] = stored_text(value)
+    return list(columns), cells
+
+
+def _json_object(value: Any) -> dict[str, Any] | None:
+    if not isinstance(value, str) or not value.startswith("{"):
+        return None
+    try:
+        found = json.loads(value)
+    except ValueError:
+        return None
+    return found if isinstance(found, dict) else None
+
+
+def _page_row(row: dict[str, Any], columns: list[str], cells: dict[str, str]) -> dict[str, Any]:
     from datetime import datetime, timezone
 
-    params = {name: _cell_text(row[name]) for name in columns if row[name] is not None}
     fields = [
-        f"{name[len(PARAMS) :]}={text}" for name, text in params.items() if name.startswith(PARAMS)
+        f"{name[len(PARAMS) :]}={stored_text(value)}"
+        for name, value in row.items()
+        if name.startswith(PARAMS) and value is not None
     ]
     return {
         "id": row["id"],
         "type": row["type"],
         "label": f"{row['type']}({', '.join(fields)})"[:300],
-        "params": params,
+        "params": {name: cells[name] for name in columns if name in cells},
         "started": datetime.fromtimestamp(row["started"], tz=timezone.utc).isoformat(),
         "duration_s": round(float(row["duration_s"]), 3),
         "size_bytes": int(row["size_bytes"]),
     }
-
-
-def _cell_text(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    return str(value)
 
 
 def _valid_query(query: Any) -> dict[str, Any]:

@@ -15,7 +15,10 @@ or a pandas-style expression::
     catalog.query(Fit, where="params.model == 'svm' and params.C > 1",
                   sort="metrics.accuracy", descending=True, offset=100, limit=50)
 
-In an expression a bare name means ``params.<name>`` (else ``metrics.<name>``).
+In an expression a bare name means ``params.<name>`` (else ``metrics.<name>``),
+and ``params.config.depth`` is key ``depth`` of a dict parameter ``config``.
+``words`` must each appear in an entry's visible text (its type and parameter
+values, not its id): what the cache browser's free words match.
 """
 
 from __future__ import annotations
@@ -52,6 +55,8 @@ FIXED = {
 }
 _NOT_NULL = {"task_id", "type", "started", "finished", "(finished - started)", "size"}
 """Sort columns no entry lacks (``FIXED`` values of NOT NULL columns)."""
+REMOVE_BATCH = 1000
+"""Entries ``Catalog.remove`` removes per write transaction."""
 _COMPARISONS = {
     ast.Eq: "=",
     ast.NotEq: "!=",
@@ -109,18 +114,25 @@ class Catalog:
         types: Iterable[Any] | None = None,
         where: str | Mapping[str, Any] | None = None,
         text: str = "",
+        words: Sequence[str] = (),
     ) -> int:
         with self.index.reading() as db:
-            sql = self._where(db, _as_types(types), where, text)
+            sql = self._where(db, _as_types(types), where, text, words=words)
             return int(
                 db.execute(f"SELECT count(*) FROM entries{sql.text()}", sql.args).fetchone()[0]
             )
 
-    def groups(self) -> dict[str, int]:
-        """Cached entries per task type."""
+    def groups(
+        self, where: str | Mapping[str, Any] | None = None, words: Sequence[str] = ()
+    ) -> dict[str, int]:
+        """Cached entries per task type (of those matching ``where`` and ``words``)."""
         with self.index.reading() as db:
+            sql = self._where(db, None, where, "", words=words)
             return dict(
-                db.execute("SELECT type, count(*) FROM entries GROUP BY type ORDER BY type")
+                db.execute(
+                    f"SELECT type, count(*) FROM entries{sql.text()} GROUP BY type ORDER BY type",
+                    sql.args,
+                )
             )
 
     def code_hashes(self, types: Iterable[Any] | None = None) -> dict[str, tuple[str, str, str]]:
@@ -158,13 +170,17 @@ class Catalog:
         descending: bool = False,
         offset: int = 0,
         limit: int | None = None,
+        words: Sequence[str] = (),
     ) -> list[dict[str, Any]]:
-        """Matching entries as rows of public columns (``id``, ``type``, ``params.X``...)."""
+        """Matching entries as rows of public columns (``id``, ``type``, ``params.X``...).
+
+        Rows that tie on ``sort`` come by start, then by id: the same query
+        always pages through the same order."""
         with self.index.reading() as db:
             types = _as_types(types)
             mapping = schema.column_map(db)
             names = self._dynamic(db, types)
-            sql = self._where(db, types, where, text, mapping)
+            sql = self._where(db, types, where, text, mapping, words)
             order = self._order(sort, descending, mapping)
             selected = [*FIXED.values(), *(mapping[name] for name in names)]
             rows = db.execute(
@@ -188,6 +204,18 @@ class Catalog:
             sql = self._where(db, _as_types(types), where, "")
             rows = db.execute(f"{schema.SELECT_ENTRY}{sql.text()} ORDER BY started", sql.args)
             return [schema.entry_from_row(row) for row in rows]
+
+    def ids(
+        self,
+        types: Iterable[Any] | Any | None = None,
+        where: str | Mapping[str, Any] | None = None,
+        words: Sequence[str] = (),
+    ) -> list[str]:
+        """The ids of the entries that match, oldest first."""
+        with self.index.reading() as db:
+            sql = self._where(db, _as_types(types), where, "", words=words)
+            query = f"SELECT task_id FROM entries{sql.text()} ORDER BY started, task_id"
+            return [row[0] for row in db.execute(query, sql.args)]
 
     def find(self, prefix: str) -> list[IndexEntry]:
         """Entries whose id starts with ``prefix`` (the CLI's short ids)."""
@@ -248,16 +276,17 @@ class Catalog:
         ids: Iterable[str] | None = None,
         types: Iterable[Any] | Any | None = None,
         where: str | Mapping[str, Any] | None = None,
+        words: Sequence[str] = (),
     ) -> int:
-        """Remove entries (with their logs and files) by id, or all that match a query."""
-        if ids is None:
-            with self.index.reading() as db:
-                sql = self._where(db, _as_types(types), where, "")
-                ids = [
-                    row[0]
-                    for row in db.execute(f"SELECT task_id FROM entries{sql.text()}", sql.args)
-                ]
-        return self.storage.remove(ids)
+        """Remove entries (with their logs and files) by id, or all that match a query.
+
+        In batches of ``REMOVE_BATCH``: each is one short write transaction, so
+        removing 20,000 entries never holds the index (and other readers) long."""
+        ids = self.ids(types, where, words) if ids is None else list(ids)
+        return sum(
+            self.storage.remove(ids[start : start + REMOVE_BATCH])
+            for start in range(0, len(ids), REMOVE_BATCH)
+        )
 
     def versions(self, task_type: Any) -> list[tuple[str | None, int, float]]:
         """The ``code_version`` values cached entries of this type were made with:
@@ -403,6 +432,7 @@ class Catalog:
         where: str | Mapping[str, Any] | None,
         text: str,
         mapping: dict[str, str] | None = None,
+        words: Sequence[str] = (),
     ) -> _Sql:
         mapping = schema.column_map(db) if mapping is None else mapping
         sql = _Sql()
@@ -410,9 +440,12 @@ class Catalog:
             sql.clauses.append(f"type IN ({schema.marks(list(types))})")
             sql.args.extend(types)
         if text:
-            escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
             sql.clauses.append("search LIKE ? ESCAPE '\\'")
-            sql.args.append(f"%{escaped}%")
+            sql.args.append(_like(text))
+        for word in words:
+            # The search text without the id: "3" must not match every id with a 3.
+            sql.clauses.append("replace(search, task_id, '') LIKE ? ESCAPE '\\'")
+            sql.args.append(_like(word))
         if isinstance(where, Mapping):
             for name, value in where.items():
                 column = _column(str(name), mapping, bare=True)
@@ -441,7 +474,15 @@ class Catalog:
             terms.insert(0, f"{column} IS NULL")
         if column != "started":
             terms.append(f"started {direction}")
+        if column != "task_id":
+            terms.append("task_id ASC")  # rows started in the same second: a stable order
         return "ORDER BY " + ", ".join(terms)
+
+
+def _like(text: str) -> str:
+    """A LIKE pattern matching ``text`` anywhere in the (lower-case) search text."""
+    escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
 
 
 def _from_json(text: Any) -> Any:
@@ -488,16 +529,33 @@ def _column(name: str, mapping: dict[str, str], bare: bool) -> str:
         for prefix in (schema.PARAMS, schema.METRICS):
             if prefix + name in mapping:
                 return mapping[prefix + name]
+    key = _dict_key(name, mapping, bare)
+    if key is not None:
+        return key
     if name.startswith((schema.PARAMS, schema.METRICS)):
         return "NULL"  # a column no entry has (yet): matches nothing, sorts as missing
     raise QueryError(f"no column {name!r}: use {', '.join(FIXED)}, params.<name> or metrics.<name>")
 
 
+def _dict_key(name: str, mapping: dict[str, str], bare: bool) -> str | None:
+    """``params.config.depth`` (or bare ``config.depth``): key ``depth`` of the dict
+    parameter ``config``, read from its JSON cell."""
+    base, _, key = name.rpartition(".")
+    candidates = [base, schema.PARAMS + base] if bare else [base]
+    for candidate in candidates:
+        if candidate.startswith(schema.PARAMS) and candidate in mapping and key.isidentifier():
+            column = mapping[candidate]
+            extract = f"json_extract({column}, '$.\"{key}\"')"
+            return f"(CASE WHEN json_valid({column}) THEN {extract} END)"
+    return None
+
+
 def _name_of(node: ast.expr) -> str | None:
     if isinstance(node, ast.Name):
         return node.id
-    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
-        return f"{node.value.id}.{node.attr}"
+    if isinstance(node, ast.Attribute):
+        base = _name_of(node.value)
+        return None if base is None else f"{base}.{node.attr}"
     return None
 
 

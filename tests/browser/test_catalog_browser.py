@@ -33,8 +33,8 @@ SIZE = 100_000
 BATCH = 10_000
 FIT_SHARE = 0.9
 MODELS = ("svm", "lr", "rf", "knn")
-SEEDS = 10  # single digits: "svm 7" means model svm and seed 7, nothing else
-FILTER = "svm 7"
+SEEDS = 10
+FILTER = "model=svm seed=7"  # field queries: model svm and seed 7, nothing else
 PAGE_SIZE = 50  # the browser's default page
 DAY = 86400.0
 STEP_TIMEOUT = 30.0  # generous: a step is expected to take well under a second
@@ -194,7 +194,7 @@ def range_text(view) -> str:
 
 
 def expected_range(first: int, last: int, total: int) -> str:
-    return f"rows {first}\u2013{last} of {total}"
+    return f"rows {first:,}\u2013{last:,} of {total:,}"
 
 
 def first_row(view) -> dict[str, str]:
@@ -293,9 +293,9 @@ def test_cache_browser_at_100k_filter_sort_page_uncache(notebook, big_storage):
     assert view.locator("tbody tr").first.is_visible()
     assert view.locator("tbody tr").count() == PAGE_SIZE
     chips = view.get_by_role("group", name="Task types")
-    assert chips.get_by_role("button", name=f"All types {SIZE}").is_visible()
-    assert chips.get_by_role("button", name=f"Fit {fits}", exact=True).is_visible()
-    assert chips.get_by_role("button", name=f"Prep {SIZE - fits}", exact=True).is_visible()
+    assert chips.get_by_role("button", name=f"All types {SIZE:,}").is_visible()
+    assert chips.get_by_role("button", name=f"Fit {fits:,}", exact=True).is_visible()
+    assert chips.get_by_role("button", name=f"Prep {SIZE - fits:,}", exact=True).is_visible()
     newest_row = first_row(view)
     assert newest_row["Type"] == newest[0].type
     lab_opened = nb.cell_output_text(1).split("Lab opened in ")[1].split()[0]
@@ -363,7 +363,7 @@ def test_cache_browser_at_100k_filter_sort_page_uncache(notebook, big_storage):
     check = nb.append_and_run(
         f"print('check:', lab.is_cached({target.constructor()}), "
         f"lab.is_cached({neighbour.constructor()}), "
-        f"lab.catalog.count(), lab.catalog.count(text={FILTER!r}), "
+        "lab.catalog.count(), lab.catalog.count(where=\"model == 'svm' and seed == 7\"), "
         f"len(lab.catalog.entries(ids=[{target.key!r}])))"
     )
     nb.wait_for_output_text(check, "check:", timeout=30)
