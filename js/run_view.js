@@ -114,10 +114,10 @@ function render({ model, el, experimental }) {
           ["Task"],
           ["Status"],
           ["Elapsed", "labnb-num"],
-          ["CPU", "labnb-num"],
-          ["Memory", "labnb-num"],
+          ["CPU", "labnb-num labnb-usage"],
+          ["Memory", "labnb-num labnb-usage"],
           ["Holds", "labnb-gpu"],
-          ["Progress"],
+          ["Progress", "labnb-progress-col"],
         ].map(([name, className]) => h("th", { scope: "col", class: className, text: name })),
         h("th", { scope: "col" }, h("span", { class: "labnb-sr-only", text: "Actions" })),
       ),
@@ -256,8 +256,8 @@ function render({ model, el, experimental }) {
       error: h("div", { class: "labnb-error-line", hidden: true }),
       status: h("span", { class: "labnb-status-tag" }),
       elapsed: h("td", { class: "labnb-num" }),
-      cpu: h("td", { class: "labnb-num" }),
-      memory: h("td", { class: "labnb-num" }),
+      cpu: h("td", { class: "labnb-num labnb-usage" }),
+      memory: h("td", { class: "labnb-num labnb-usage" }),
       holds: h("td", { class: "labnb-gpu" }),
       progress: h("div", { class: "labnb-task-progress" }), // filled when `progress` is set
       bar: null,
@@ -280,7 +280,7 @@ function render({ model, el, experimental }) {
       parts.cpu,
       parts.memory,
       parts.holds,
-      h("td", {}, parts.progress),
+      h("td", { class: "labnb-progress-col" }, parts.progress),
       h("td", { class: "labnb-actions" }, parts.why, " ", parts.logs),
     );
     tr.labnbParts = parts;
@@ -318,6 +318,7 @@ function render({ model, el, experimental }) {
     setText(p.type, showType ? task.type : "");
     p.type.hidden = !showType;
     setText(p.label, label);
+    setAttr(p.label, "title", label); // long labels are cut; the whole one on hover
     setText(p.error, task.error ?? "");
     setAttr(p.error, "title", task.error ?? null);
     p.error.hidden = !task.error;
@@ -416,8 +417,12 @@ function render({ model, el, experimental }) {
     setText(rowsText, `Showing ${shown} of ${matching} tasks.`);
     setText(showMore, `Show ${Math.min(ROW_STEP, matching - shown)} more`);
     updateFilter();
-    // The "Holds" column only where some task was given GPUs or cores.
+    // Columns only where some row has something for them: "Holds" where a task
+    // was given GPUs or cores, CPU and Memory while a task runs, Progress where a
+    // task reports it; a finished run's table then fits narrow windows.
     table.classList.toggle("labnb-with-holds", tasks.some((t) => t.resources));
+    table.classList.toggle("labnb-with-usage", tasks.some((t) => t.status === "running"));
+    table.classList.toggle("labnb-with-progress", tasks.some((t) => t.progress));
     emptyNote.hidden = tasks.length > 0;
   }
 

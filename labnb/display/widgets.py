@@ -31,6 +31,7 @@ import traitlets
 from ..engine.explain import explain
 from ..engine.machine import gpu_usage
 from ..engine.state import CANCELLED, DONE, FAILED, LOADED, RUNNING, WAITING, RunState
+from ..model.tasks import is_task
 from ..storage import IndexEntry, QueryError, Tracking
 from ..storage.catalog import REMOVE_BATCH
 from ..storage.schema import PARAMS
@@ -557,7 +558,7 @@ class RunView(LiveView):
         record = self._state.records.get(key) if key is not None else None
         if record is None or record.status == LOADED:
             return {"ok": False, "error": "no task of this run that ran"}
-        if self._storage is None or not hasattr(record.task, "_labnb_meta"):
+        if self._storage is None or not is_task(record.task):
             return {"ok": False, "error": "this run's storage is not at hand here"}
         return {"ok": True, "text": str(explain(record.task, self._storage, why_it_ran=True))}
 

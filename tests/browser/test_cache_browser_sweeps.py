@@ -206,6 +206,10 @@ def test_wide_dict_parameters_at_1000px_and_readable_text_in_every_state(
     )
     label = run_view.locator(".labnb-label").first.inner_text()
     assert "config={'depth': " in label and "frozendict" not in label, label
+    # Cut, whole on hover, and the run's table no wider than its box (Logs in view).
+    assert run_view.locator(".labnb-label").first.get_attribute("title") == label
+    fits = run_view.locator(".labnb-scroll").evaluate("el => el.scrollWidth <= el.clientWidth")
+    assert fits, "a long label widened the run's table"
     run_view.locator("tbody tr").first.click()  # logs open: the highlighted row
     until(
         lambda: run_view.locator("tr.labnb-selected").count() == 1,
