@@ -42,6 +42,9 @@ one transaction per batch instead of one per task."""
 
 
 class RunLoop:
+    scheduler_type: type[Scheduler] = Scheduler
+    """What decides which task runs next (a search's loop uses one that grows)."""
+
     def __init__(
         self,
         plan: Plan,
@@ -60,7 +63,7 @@ class RunLoop:
         self.setup = setup
         self.state = RunState(plan)
         pool = Pool.of(machine, runner.capacity) if machine is not None and runner.packs else None
-        self.scheduler = Scheduler(plan.nodes, continue_on_failure, pool)
+        self.scheduler = self.scheduler_type(plan.nodes, continue_on_failure, pool)
         self.payloads = dict(plan.loaded)
         self.run_ids = dict(plan.run_ids)
         self.failures: dict[str, TaskFailed] = {}

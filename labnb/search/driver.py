@@ -1,0 +1,168 @@
+"""``optimize``: start (or resume, or follow) a search and hand back its ``Search``."""
+
+from __future__ import annotations
+
+import contextlib
+import pickle
+import sys
+from collections.abc import Callable, Iterator, Mapping
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+import cloudpickle
+
+from ..engine.claims import new_run_id
+from ..engine.handles import LocalRun, RecordedRun, Run
+from ..engine.job import RunSetup
+from ..engine.planning import Plan
+from ..engine.run_process import RunOrder, launch
+from ..engine.tracebacks import notebook_sources
+from ..intask.tracking import tracking_setup
+from ..model.tasks import needs_of
+from ..storage import LocalStorage
+from .handle import Search
+from .loop import SearchLoop
+from .spec import SearchError, SearchSpec
+from .study import RUN, driving_run, open_study, tidy
+
+if TYPE_CHECKING:
+    from ..lab import Lab
+
+STOP_SECONDS = 15.0
+
+
+def optimize(
+    lab: Lab,
+    task_type: type,
+    space: Mapping[str, Any],
+    n_trials: int,
+    *,
+    direction: str = "minimize",
+    metric: str | Callable[[Any], float] | None = None,
+    fixed: Mapping[str, Any] | None = None,
+    seed: int | None = None,
+    sampler: Any = "tpe",
+    pruner: Any = None,
+    study_name: str | None = None,
+    wait: bool = True,
+    disable_progress: bool = False,
+) -> Search:
+    """See ``Lab.optimize``."""
+    from ..lab import DETACHED_RUNNERS
+
+    if not isinstance(lab.storage, LocalStorage):
+        raise SearchError(
+            "a search keeps its Optuna study in the lab's directory: "
+            "use a Lab with a local storage (Lab(storage='some/dir'))"
+        )
+    spec = SearchSpec(
+        task_type,
+        dict(space),
+        dict(fixed or {}),
+        n_trials,
+        direction,
+        metric,
+        seed,
+        sampler,
+        pruner,
+        study_name or "",
+        workers=lab.max_workers,
+    )
+    if lab.runner.packs:
+        lab.machine.check(repr(spec.sample)[:200], needs_of(spec.sample))
+    study = open_study(spec, lab.storage.path)
+    running = driving_run(study, lab.storage.index)
+    run: Run | None
+    if running is not None:  # another kernel or process drives it: follow that run
+        run = RecordedRun(running, lab.storage, [])
+    else:
+        tidy(study)
+        from .study import counted
+
+        if counted(study) >= spec.n_trials:
+            run = None
+        else:
+            spec.run_id = new_run_id()
+            study.set_user_attr(RUN, spec.run_id)
+            run = _start(lab, spec, DETACHED_RUNNERS)
+    search = Search(lab, spec, study, run)
+    if wait:
+        _wait(search, lab, disable_progress)
+    return search
+
+
+def _start(lab: Lab, spec: SearchSpec, detached: tuple[str, ...]) -> Run:
+    """The search's run: in a run process of its own where the Lab's runner and
+    context allow it (it outlives the kernel), else in a thread here."""
+    tracking = tracking_setup([spec.task_type])
+    sources = notebook_sources()
+    loop = partial(SearchLoop, search=spec)
+    context = None
+    if lab._runner_name in detached:
+        with contextlib.suppress(Exception):
+            context = cloudpickle.dumps(lab.context, protocol=pickle.HIGHEST_PROTOCOL)
+    if context is not None:
+        assert lab._runner_name is not None
+        order = RunOrder(
+            run_id=spec.run_id,
+            storage=str(lab.storage.path),  # type: ignore[attr-defined]
+            runner=lab._runner_name,
+            max_workers=lab.max_workers,
+            gpus=[gpu.index for gpu in lab.machine.gpus],
+            continue_on_failure=True,
+            bust_cache=False,
+            tasks=cloudpickle.dumps([], protocol=pickle.HIGHEST_PROTOCOL),
+            tracking=tracking,
+            sources=sources,
+            loop=loop,
+        )
+        launch(order, context)
+        return RecordedRun(spec.run_id, lab.storage, [])
+    setup = RunSetup(lab.context, lab.storage.writer(), tracking, sources)
+    here = loop(
+        Plan(), lab.storage, lab.runner, setup, True, run_id=spec.run_id, machine=lab.machine
+    )
+    return LocalRun([], here)
+
+
+def _wait(search: Search, lab: Lab, disable_progress: bool) -> None:
+    """Show the search while it runs (the widget in a notebook, lines of text
+    elsewhere); Ctrl-C cancels it. Ends with its summary on stderr."""
+    run = search.run
+    notebook = not disable_progress and lab._in_notebook()
+    with _cancelled_on_interrupt(search):
+        if notebook:
+            from IPython.display import display
+
+            from .view import SearchHeader
+
+            header = SearchHeader(search)
+            handle = display(header, display_id=True)
+            if run is not None:
+                from ..display.widgets import RunView
+
+                view = RunView(run.state, storage=lab.storage, run_id=run.id, blocking=True)
+                shown = view.show()
+                header.follow(handle)
+                view.blocking = False
+                view.refresh()
+                if shown is not None:
+                    shown.update(view)
+        elif not disable_progress and run is not None:
+            search._follow_text()
+        search.wait()
+    if not disable_progress:
+        print(f"labnb: {search.summary()}", file=sys.stderr)
+
+
+@contextlib.contextmanager
+def _cancelled_on_interrupt(search: Search) -> Iterator[None]:
+    try:
+        yield
+    except KeyboardInterrupt:
+        search.cancel()
+        run = search.run
+        if run is not None and not run.wait(STOP_SECONDS) and isinstance(run, RecordedRun):
+            run.kill()
+        print(f"labnb: search cancelled: {search.summary()}", file=sys.stderr)
+        raise
