@@ -45,13 +45,17 @@ How the pieces meet
 - **Interrupted trials** (a cancel, a killed run process) are told failed,
   marked interrupted, not counted, and enqueued to be asked again first.
 
+- **A file can describe the search** (``config.read_config``): the
+  workshop's step 5, configuration kept apart from the code.
+
 Optuna is an optional extra (``pip install 'labnb[optuna]'``): nothing here
 imports it until a search starts.
 """
 
 from __future__ import annotations
 
+from .config import read_config
 from .handle import Search
 from .spec import SearchError, SearchSpec
 
-__all__ = ["Search", "SearchError", "SearchSpec"]
+__all__ = ["Search", "SearchError", "SearchSpec", "read_config"]
