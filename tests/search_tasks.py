@@ -69,3 +69,26 @@ class Scored:
         labnb.log_metric("score", -self.scale * (self.x - 0.7) ** 2)
         mark(self, self.context)
         return {"x": self.x}
+
+
+@labnb.task
+class Data:
+    """A dependency every trial shares (``n < 0`` fails)."""
+
+    n: int
+
+    def run(self) -> list[int]:
+        if self.n < 0:
+            raise ValueError("no data")
+        mark(self, self.context)
+        return list(range(self.n))
+
+
+@labnb.task
+class OnData:
+    data: Data
+    x: float
+
+    def run(self) -> float:
+        mark(self, self.context)
+        return (self.x - len(self.data.result) / 10) ** 2

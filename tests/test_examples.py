@@ -595,18 +595,21 @@ import json as _json
 print(_json.dumps(search.counts(), sort_keys=True))
 """,
         "config-search-2": """
+import optuna as _optuna
 print(_json.dumps({
     'counts': kernels.counts(),
     'kernels': sorted(set(kernels.trials_dataframe()['params.kernel'])),
     'cached_svms': int((lab.cache_table()['type'] == 'CrossValidatedSVM').sum()),
-    'studies': sorted(s.study_name.split('-')[0] for s in __import__('optuna').get_all_study_summaries(
-        'sqlite:///search_storage/optuna.sqlite')),
+    'studies': sorted(summary.study_name.split('-')[0] for summary in
+                      _optuna.get_all_study_summaries('sqlite:///search_storage/optuna.sqlite')),
 }))
 """,
     },
 )
 
-SEARCHED = re.compile(r"(\d+) of (\d+) trials \((?:(\d+) computed, (\d+) from the cache|(nothing) to compute)")
+SEARCHED = re.compile(
+    r"(\d+) of (\d+) trials \((?:(\d+) computed, (\d+) from the cache|(nothing) to compute)"
+)
 
 
 def searched(text: str) -> list[tuple[str, ...]]:

@@ -18,8 +18,9 @@ from pathlib import Path
 
 import optuna
 import pytest
+from jupyter_client.manager import KernelManager
 from optuna.distributions import FloatDistribution, IntDistribution
-from search_tasks import Epochs, Fragile, Quadratic, Scored, executions
+from search_tasks import Data, Epochs, Fragile, OnData, Quadratic, Scored, executions
 from test_kernel_restart import execute, kernel  # noqa: F401 - the fixture, with its helper
 
 import labnb
@@ -100,7 +101,8 @@ def test_a_study_resumes_in_a_new_process_and_adds_only_new_trials(
         import json, labnb
         from optuna.distributions import FloatDistribution
         from search_tasks import Quadratic
-        lab = labnb.Lab(storage={str(storage)!r}, max_workers=2, context={{"marks": {str(marks)!r}}})
+        context = {{"marks": {str(marks)!r}}}
+        lab = labnb.Lab(storage={str(storage)!r}, max_workers=2, context=context)
         search = lab.optimize(Quadratic, {{"x": FloatDistribution(0.0, 1.0)}}, 10, seed=3)
         print(json.dumps({{"name": search.study.study_name, "counts": search.counts()}}))
     """
@@ -167,9 +169,7 @@ def test_trials_whose_task_fails_are_recorded_as_failed(tmp_path: Path, marks: P
     assert len(executions(marks)) == len(complete)  # failed ones left no result
 
 
-def test_a_pruner_stops_the_trials_whose_logged_steps_are_bad(
-    tmp_path: Path, marks: Path
-) -> None:
+def test_a_pruner_stops_the_trials_whose_logged_steps_are_bad(tmp_path: Path, marks: Path) -> None:
     lab = make_lab(tmp_path / "storage", marks)
     pruner = optuna.pruners.ThresholdPruner(upper=0.5)
     start = time.perf_counter()
@@ -214,6 +214,29 @@ def test_the_value_can_be_a_logged_metric_or_a_function_of_the_result(
     assert best == Scored(x=by_metric.best_params["x"], scale=2)
     assert best.result == {"x": by_metric.best_params["x"]}
     assert lab.is_cached(best)
+
+
+def test_a_fixed_dependency_is_computed_once_for_every_trial(tmp_path: Path, marks: Path) -> None:
+    lab = make_lab(tmp_path / "storage", marks)
+    search = lab.optimize(
+        OnData, SPACE, 6, fixed={"data": Data(n=3)}, seed=0, disable_progress=True
+    )
+    assert search.counts()["complete"] == 6
+    ran = executions(marks)
+    assert ran[labnb.task_id(Data(n=3))] == 1 and len(ran) == 7
+    assert search.best_task.data == Data(n=3)
+
+
+def test_a_failing_dependency_fails_the_trials_and_stops_the_search(
+    tmp_path: Path, marks: Path
+) -> None:
+    lab = make_lab(tmp_path / "storage", marks)
+    search = lab.optimize(OnData, SPACE, 20, fixed={"data": Data(n=-1)}, disable_progress=True)
+    frame = search.trials_dataframe()
+    assert 1 <= len(frame) <= 3 + 1  # the trials asked before it failed: 2 workers + 1 queued
+    assert (frame["state"] == "FAIL").all()
+    assert frame["error"].str.startswith("DependencyFailed: it depends on Data(n=-1)").all()
+    assert executions(marks) == {}
 
 
 def test_a_result_that_is_not_a_number_fails_its_trial_saying_what_to_do(
@@ -338,7 +361,9 @@ print(search.study.study_name, search.counts()["complete"])
 
 
 def test_a_search_goes_on_through_a_kernel_restart_and_is_resumed_without_recomputing(
-    kernel, tmp_path: Path, marks: Path  # noqa: F811 - the kernel fixture
+    kernel: KernelManager,  # noqa: F811 - the fixture imported above
+    tmp_path: Path,
+    marks: Path,
 ) -> None:
     storage = str(tmp_path / "storage")
     started = execute(

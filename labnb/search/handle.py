@@ -143,10 +143,15 @@ class Search:
                 counts["interrupted"] += 1
             elif trial.state in names:
                 counts[names[trial.state]] += 1
-            if run_id is not None and trial.user_attrs.get(RUN) == run_id and trial.state in (
-                states.COMPLETE,
-                states.PRUNED,
-                states.FAIL,
+            if (
+                run_id is not None
+                and trial.user_attrs.get(RUN) == run_id
+                and trial.state
+                in (
+                    states.COMPLETE,
+                    states.PRUNED,
+                    states.FAIL,
+                )
             ):
                 counts["cached" if trial.user_attrs.get(CACHED) else "computed"] += 1
         return counts
@@ -215,4 +220,3 @@ def _short(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
     return repr(value)
-

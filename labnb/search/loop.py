@@ -38,6 +38,7 @@ from ..engine.planning import make_plan
 from ..engine.run_loop import RunLoop
 from ..engine.scheduler import Node, Scheduler
 from ..engine.state import CANCELLED, DONE, FAILED, LOADED, WAITING, TaskRecord
+from ..errors import TaskFailed
 from ..model.tasks import task_id
 from ..runners.base import Metric
 from .spec import SearchSpec, import_optuna
@@ -53,19 +54,23 @@ LOOKAHEAD = 1
 ENDED = (DONE, LOADED, FAILED, CANCELLED)
 
 
-class GrowingScheduler(Scheduler):
-    """A ``Scheduler`` that takes new nodes while it runs (``add``).
+DEPENDENCY_FAILED = "DependencyFailed"
 
-    Nodes it started with are the search's shared dependencies: one failing
-    stops the search. Nodes added later are trials and fail alone. It is over
-    when nothing runs and ``more()`` (the loop has trials to ask or tell) is
-    False.
+
+def _dependency_failed(tasks: dict[str, Any], key: str, failed: str) -> TaskFailed:
+    return TaskFailed(
+        tasks[key], DEPENDENCY_FAILED, f"it depends on {tasks[failed]!r}, which failed"
+    )
+
+
+class GrowingScheduler(Scheduler):
+    """A ``Scheduler`` that takes new nodes while it runs (``add``); every node
+    fails alone (a trial's failure is the study's to know). It is over when
+    nothing runs and ``more()`` (the loop has trials to ask or tell) is False.
     """
 
     def __init__(self, nodes: Iterable[Node], continue_on_failure: bool = False, pool: Any = None):
-        nodes = list(nodes)
         super().__init__(nodes, True, pool)
-        self.shared = {node.key for node in nodes}
         self.more: Callable[[], bool] = lambda: False
 
     def add(self, node: Node) -> None:
@@ -84,12 +89,6 @@ class GrowingScheduler(Scheduler):
         self._waiting[node.key] = waiting
         if waiting == 0 and node.key not in self.blocked:
             self._make_ready(node.key)
-
-    def fail(self, key: str) -> list[str]:
-        blocked = super().fail(key)
-        if key in self.shared:
-            self.halt()
-        return blocked
 
     @property
     def over(self) -> bool:
@@ -240,6 +239,11 @@ class SearchLoop(RunLoop):
         self.claims.add([node.key for node in new if self._shared(node.key)])
         for node in new:
             self.scheduler.add(node)
+            failed = self.scheduler.blocked.get(node.key)
+            if failed is not None:  # its dependency failed earlier in this run
+                self._record_failure(
+                    node.key, _dependency_failed(self.plan.tasks, node.key, failed)
+                )
 
     def _tell(self, asked: Asked) -> None:
         states = import_optuna().trial.TrialState
@@ -260,6 +264,9 @@ class SearchLoop(RunLoop):
             self.study.tell(trial, value)
         elif record.error is not None:
             self._fail(trial, f"{record.error.exc_type}: {record.error.message}")
+            if record.error.exc_type == DEPENDENCY_FAILED:  # so would every other trial
+                self.scheduler.halt()
+                self._asks_left = 0
         else:  # stopped before it ended: _end interrupts it
             self._stopped.append(asked)
 

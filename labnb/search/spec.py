@@ -42,9 +42,7 @@ def import_optuna() -> Any:
     try:
         import optuna
     except ImportError as error:
-        raise ImportError(
-            f"labnb's hyper-parameter search needs Optuna: {INSTALL_HINT}"
-        ) from error
+        raise ImportError(f"labnb's hyper-parameter search needs Optuna: {INSTALL_HINT}") from error
     return optuna
 
 
