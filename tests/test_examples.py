@@ -461,6 +461,15 @@ def check_cookbook(executed: Executed) -> None:
     )
     assert counts == {"EvaluateTask": "6", "FitTask": "6", "PreprocessTask": "2"}
 
+    # Hyper-parameter search: 12 trials computed (the shared preprocessing once),
+    # and a new study with the same seed told every trial from the cache.
+    best = re.match(r"best accuracy (0\.\d+) with C=", executed.stdout("search-run"))
+    assert best is not None and float(best.group(1)) > 0.9
+    assert "params.C" in executed.result_text("search-run")
+    assert searched(" ".join(executed.displayed("search-run")))[-1] == ("12", "12", "12", "0")
+    assert "'computed': 0, 'cached': 12}" in executed.stdout("search-again")
+    assert (executed.workdir / "cookbook_search" / "optuna.sqlite").is_file()
+
     # mlflow: one run per executed task (the cached re-run adds none), in the notebook's folder.
     assert executed.stdout("mlflow-runs").startswith("2 mlflow runs\n")
     assert "metrics.train_accuracy" in executed.result_text("mlflow-runs")

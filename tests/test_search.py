@@ -192,6 +192,16 @@ def test_a_pruner_stops_the_trials_whose_logged_steps_are_bad(tmp_path: Path, ma
     print(f"8 trials, {len(pruned)} pruned: {seconds:.1f} s")
 
 
+def test_without_a_pruner_no_trial_is_pruned(tmp_path: Path, marks: Path) -> None:
+    # Optuna's own default would be a MedianPruner: labnb's is none.
+    lab = make_lab(tmp_path / "storage", marks)
+    fixed = {"pause": 0.05}
+    search = lab.optimize(
+        Epochs, SPACE, 8, metric="loss", fixed=fixed, seed=4, disable_progress=True
+    )
+    assert search.counts()["complete"] == 8 and len(executions(marks)) == 8
+
+
 def test_the_value_can_be_a_logged_metric_or_a_function_of_the_result(
     tmp_path: Path, marks: Path
 ) -> None:

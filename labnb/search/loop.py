@@ -149,7 +149,7 @@ class SearchLoop(RunLoop):
                 step = self._pruned[event.task_id]
                 event.failure = Failure("TrialPruned", f"the pruner stopped it at step {step}")
         super()._handle(events)
-        if self.search.metric_name is not None and self.study.pruner is not None:
+        if self.search.metric_name is not None and self.search.pruner is not None:
             for event in events:
                 if (
                     isinstance(event, Metric)

@@ -80,7 +80,7 @@ def open_study(
             storage=storage,
             study_name=spec.study_name,
             direction=spec.direction,
-            pruner=spec.pruner,
+            pruner=optuna.pruners.NopPruner() if spec.pruner is None else spec.pruner,
             load_if_exists=True,
         )
     if study.direction.name.lower() != spec.direction:
