@@ -23,7 +23,7 @@ from ..storage import LocalStorage
 from .handle import Search
 from .loop import SearchLoop
 from .spec import SearchError, SearchSpec
-from .study import RUN, driving_run, open_study, tidy
+from .study import RUN, counted, driving_run, open_study, tidy
 
 if TYPE_CHECKING:
     from ..lab import Lab
@@ -72,19 +72,19 @@ def optimize(
         lab.machine.check(repr(spec.sample)[:200], needs_of(spec.sample))
     study = open_study(spec, lab.storage.path)
     running = driving_run(study, lab.storage.index)
-    run: Run | None
     if running is not None:  # another kernel or process drives it: follow that run
-        run = RecordedRun(running, lab.storage, [])
-    else:
-        tidy(study)
-        from .study import counted
-
-        if counted(study) >= spec.n_trials:
-            run = None
-        else:
-            spec.run_id = new_run_id()
-            study.set_user_attr(RUN, spec.run_id)
-            run = _start(lab, spec, DETACHED_RUNNERS)
+        followed = Search(lab, spec, study, RecordedRun(running, lab.storage, []))
+        if not wait:
+            return followed
+        _wait(followed, lab, disable_progress)  # then add what it did not ask, if anything
+    tidy(study)
+    run: Run | None = None
+    if counted(study) < spec.n_trials:
+        spec.run_id = new_run_id()
+        study.set_user_attr(RUN, spec.run_id)
+        run = _start(lab, spec, DETACHED_RUNNERS)
+    elif running is not None:
+        return followed
     search = Search(lab, spec, study, run)
     if wait:
         _wait(search, lab, disable_progress)
