@@ -232,22 +232,22 @@ class Lab:
         Needs Optuna (``pip install 'labnb[optuna]'``); see ``labnb.search``.
         """
         from .search.driver import optimize
+        from .search.spec import SearchSpec
 
-        return optimize(
-            self,
+        spec = SearchSpec(
             task_type,
             space,
+            fixed or {},
             n_trials,
-            direction=direction,
-            metric=metric,
-            fixed=fixed,
-            seed=seed,
-            sampler=sampler,
-            pruner=pruner,
-            study_name=study_name,
-            wait=wait,
-            disable_progress=disable_progress,
+            direction,
+            metric,
+            seed,
+            sampler,
+            pruner,
+            study_name or "",
+            workers=self.max_workers,
         )
+        return optimize(self, spec, wait=wait, disable_progress=disable_progress)
 
     def _plan(self, tasks: list[Any], bust_cache: bool) -> Plan:
         """What must run; a task that needs more than this machine has is refused

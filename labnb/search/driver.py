@@ -5,9 +5,9 @@ from __future__ import annotations
 import contextlib
 import pickle
 import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import cloudpickle
 
@@ -32,22 +32,9 @@ STOP_SECONDS = 15.0
 
 
 def optimize(
-    lab: Lab,
-    task_type: type,
-    space: Mapping[str, Any],
-    n_trials: int,
-    *,
-    direction: str = "minimize",
-    metric: str | Callable[[Any], float] | None = None,
-    fixed: Mapping[str, Any] | None = None,
-    seed: int | None = None,
-    sampler: Any = "tpe",
-    pruner: Any = None,
-    study_name: str | None = None,
-    wait: bool = True,
-    disable_progress: bool = False,
+    lab: Lab, spec: SearchSpec, wait: bool = True, disable_progress: bool = False
 ) -> Search:
-    """See ``Lab.optimize``."""
+    """Start, resume or follow the search ``spec`` on ``lab`` (see ``Lab.optimize``)."""
     from ..lab import DETACHED_RUNNERS
 
     if not isinstance(lab.storage, LocalStorage):
@@ -55,19 +42,6 @@ def optimize(
             "a search keeps its Optuna study in the lab's directory: "
             "use a Lab with a local storage (Lab(storage='some/dir'))"
         )
-    spec = SearchSpec(
-        task_type,
-        dict(space),
-        dict(fixed or {}),
-        n_trials,
-        direction,
-        metric,
-        seed,
-        sampler,
-        pruner,
-        study_name or "",
-        workers=lab.max_workers,
-    )
     if lab.runner.packs:
         lab.machine.check(repr(spec.sample)[:200], needs_of(spec.sample))
     study = open_study(spec, lab.storage.path)
