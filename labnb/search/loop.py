@@ -122,6 +122,8 @@ class SearchLoop(RunLoop):
         self._first: dict[str, int] = {}
         """Task id -> the first trial of this run that asked for it (later ones cost nothing)."""
         self._stopped: list[Asked] = []
+        self._numbers = 0
+        """Trials the study has (waiting ones too): the next new trial's number."""
 
     # --- the loop's hooks ----------------------------------------------------
 
@@ -165,6 +167,7 @@ class SearchLoop(RunLoop):
         if self._study is None:
             self._study = open_study(self.search, self.storage.path, checked=True)  # type: ignore[attr-defined]
             self._asks_left = self.search.n_trials - counted(self._study)
+            self._numbers = len(self._study.get_trials(deepcopy=False))
         return self._study
 
     def _more(self) -> bool:
@@ -194,9 +197,10 @@ class SearchLoop(RunLoop):
 
     def _ask(self, study: optuna.Study) -> None:
         assert self._asks_left is not None
-        study.sampler = self.search.sampler_for(len(study.get_trials(deepcopy=False)))
+        study.sampler = self.search.sampler_for(self._numbers)
         trial = study.ask(self.search.space)
         self._asks_left -= 1
+        self._numbers = max(self._numbers, trial.number + 1)
         try:
             task = self.search.task(trial.params)
             key = task_id(task)

@@ -76,6 +76,7 @@ def open_study(
             skip_compatibility_check=checked,
             skip_table_creation=checked,
         )
+        _fast_commits(storage.engine, wal=not checked)
         study = optuna.create_study(
             storage=storage,
             study_name=spec.study_name,
@@ -89,6 +90,23 @@ def open_study(
             f"this search asks to {spec.direction} (give another study_name)"
         )
     return study
+
+
+def _fast_commits(engine: Any, wal: bool) -> None:
+    """WAL (once: it stays with the file) and ``synchronous=NORMAL`` (per connection):
+    a reader (the kernel showing the best value) never blocks the run process's
+    writes, and a trial's few commits cost a third less."""
+    from sqlalchemy import event
+
+    if wal:
+        with engine.connect() as connection:
+            connection.exec_driver_sql("PRAGMA journal_mode=WAL")
+        engine.dispose()  # connections opened from now on get the listener below
+    event.listen(engine, "connect", _synchronous_normal)
+
+
+def _synchronous_normal(connection: Any, _: Any) -> None:
+    connection.execute("PRAGMA synchronous=NORMAL")
 
 
 def driving_run(study: optuna.Study, index: Any) -> str | None:
