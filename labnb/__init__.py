@@ -10,10 +10,20 @@ whole migration.
 from . import cache, exceptions, types
 from .engine.handles import Run
 from .engine.planning import CycleError
-from .errors import CacheWarning, LabError, LabnbError, StorageError, TaskError, TaskFailed
+from .errors import (
+    CacheWarning,
+    ConfigError,
+    LabError,
+    LabnbError,
+    StorageError,
+    TaskError,
+    TaskFailed,
+)
 from .intask.progress_api import progress
 from .intask.recording import log_artifact, log_features, log_metric, log_model, log_param
 from .lab import Lab, RunResults
+from .model.config_files import ConfigFile
+from .model.config_sweep import sweep
 from .model.formats import NumpyFormat, ParquetFormat, PickleFormat, ResultFormat
 from .model.resources import Resources, ResourcesError
 from .model.tasks import is_task, is_task_type, logger, task, task_id
@@ -50,6 +60,8 @@ def unload_ipython_extension(shell):
 __all__ = [
     "CacheWarning",
     "Catalog",
+    "ConfigError",
+    "ConfigFile",
     "CycleError",
     "FsspecStorage",
     "IndexEntry",
@@ -86,6 +98,7 @@ __all__ = [
     "log_param",
     "logger",
     "progress",
+    "sweep",
     "task",
     "task_id",
     "types",

@@ -112,6 +112,27 @@ class ParameterError(TaskError, TypeError):
     """A task parameter's value is not one of the allowed types."""
 
 
+class ConfigError(TaskError, ValueError):
+    """A config file (``labnb.sweep``, ``%%labtask --config``) that cannot make tasks.
+
+    One error for the first problem found, naming the file, the key (``model.C``)
+    and its line; no task is returned, so nothing runs.
+    """
+
+    def __init__(self, file: str, key: str, line: int | None, problem: str) -> None:
+        self.file = file
+        self.key = key
+        """The key path, ``model.C`` (``""``: the file as a whole)."""
+        self.line = line
+        """1-based; None where the format tells no line (see ``config_files``)."""
+        self.problem = problem
+        where = file if line is None else f"{file}, line {line}"
+        super().__init__(f"{where}: {key}: {problem}" if key else f"{where}: {problem}")
+
+    def __reduce__(self) -> Any:
+        return type(self), (self.file, self.key, self.line, self.problem)
+
+
 class ResultNotAvailable(TaskError, AttributeError):
     """``task.result`` was read before a Lab ran or loaded the task."""
 

@@ -26,6 +26,7 @@ from .engine.state import CANCELLED, DONE, FAILED, LOADED, RUNNING, RunState
 from .engine.tracebacks import Sources, notebook_sources
 from .errors import CacheWarning, NotATask, RunLost, TaskFailed
 from .intask.tracking import tracking_setup
+from .model.config_files import ConfigFile
 from .model.identity import decode
 from .model.tasks import attach_result_meta, is_task, meta_of, task_id, type_name_of
 from .runners.backends import runner_for
@@ -255,7 +256,8 @@ class Lab:
         plan = make_plan(tasks, self.storage, bust_cache)
         if self.runner.packs:
             for node in plan.nodes:
-                self.machine.check(repr(plan.tasks[node.key])[:200], node.needs)
+                if node.needs.declared:
+                    self.machine.check(repr(plan.tasks[node.key])[:200], node.needs)
         return plan
 
     def _loop(self, plan: Plan) -> RunLoop:
@@ -296,7 +298,7 @@ class Lab:
             storage=str(self.storage.path),
             runner=self._runner_name,
             max_workers=self.max_workers,
-            gpus=[gpu.index for gpu in self.machine.gpus],
+            gpus=self.machine.chosen,
             continue_on_failure=self.continue_on_failure,
             bust_cache=bust_cache,
             tasks=shipped,
@@ -411,6 +413,17 @@ class Lab:
         (parameters, ``code_version``, the module that defines it)."""
         (task,) = _check_tasks([task])
         return explain(task, self.storage)
+
+    def config_of(self, task: Any) -> ConfigFile | None:
+        """The config file ``task``'s cached result was computed from (``labnb.sweep``,
+        ``%%labtask --config``), as it was then: ``str()`` is its text, ``.save(path)``
+        writes it, and ``labnb.sweep(TaskType, lab.config_of(task))`` builds its sweep
+        again. None when the task was built in code; ``LookupError`` when not cached."""
+        (task,) = _check_tasks([task])
+        entry = self.storage.lookup(task_id(task))
+        if entry is None:
+            raise LookupError(f"{task!r} is not cached in this lab's storage")
+        return self.storage.config(entry.config)
 
     def uncache_tasks(self, tasks: Iterable[Any]) -> int:
         """Remove these tasks' cached results and logs; returns how many results were removed."""

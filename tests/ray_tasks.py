@@ -196,3 +196,15 @@ class LogsArtifact:
             path = Path(folder) / "note.txt"
             path.write_text(self.text)
             return labnb.log_artifact(path)
+
+
+@labnb.task(cache=None, resources={"cpus": 2, "memory": "64M"})
+class DeclaresNeeds:
+    """Reports what Ray reserved for it: shows that declared needs became Ray's options."""
+
+    n: int
+
+    def run(self) -> dict[str, float]:
+        import ray
+
+        return ray.get_runtime_context().get_assigned_resources()

@@ -484,6 +484,20 @@ def check_cookbook(executed: Executed) -> None:
         assert (executed.workdir / f"cookbook_{storage}" / "labnb-storage.json").is_file()
     assert (executed.workdir / "cookbook_project" / "experiments.py").is_file()
 
+    # Configuration apart from code: a YAML file's sweep is the sweep in code, kept with
+    # the run and its entries, and swept again; a bad file is one error with its line.
+    assert executed.stdout("config-sweep") == (
+        "4 tasks, the same tasks (and ids) as in code: True\n"
+    )
+    assert run_counts(executed, "config-sweep")[-1] == (6, 0, 0)
+    kept = executed.stdout("config-read")
+    assert kept.startswith("cookbook_config/fit_params.yaml\n# Two datasets x two values of C")
+    assert "from config cookbook_config/fit_params.yaml." in kept
+    assert kept.endswith("the run: True\nswept again: True\n")
+    assert executed.stdout("config-error") == (
+        "cookbook_config/bad_params.yaml, line 3: C[1]: expected float, got str 'strong'\n"
+    )
+
 
 HIDDEN: dict[str, Hidden] = {"tutorial.ipynb": TUTORIAL_HIDDEN, "cookbook.ipynb": COOKBOOK_HIDDEN}
 CHECKS: dict[str, Callable[[Executed], None]] = {

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import time
+from datetime import datetime
+
 import pandas as pd
 import pytest
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
+from sample_tasks import Stamp
 
 import labnb
+from labnb.magics.ipython import status_text
 
 
 @pytest.fixture
@@ -208,3 +213,23 @@ def test_line_magic_status_uncache_and_browser(shell, capsys):
     assert len(lab.cache_table()) == 0
     with pytest.raises(UsageError, match="unknown command"):
         shell.run_line_magic("labnb", "frobnicate")
+
+
+def test_status_reads_in_human_units_local_time_and_lists_running_runs(tmp_path):
+    lab = labnb.Lab(storage=tmp_path / "s", max_workers=2)
+    lab.run_tasks([Stamp(n=n) for n in range(3)], disable_progress=True)
+    run = lab.submit([Stamp(n=10, seconds=30), Stamp(n=11, seconds=30)])
+    deadline = time.time() + 60
+    while run.counts().get("running", 0) < 2:
+        assert time.time() < deadline, "the run never started its tasks"
+        time.sleep(0.05)
+    text = status_text(lab)
+    run.cancel()
+    lines = text.splitlines()
+    assert lines[1].startswith("3 cached results, ") and lines[1].endswith(" B")
+    (stamp,) = [line for line in lines if line.strip().startswith("Stamp")]
+    assert stamp.split()[1] == "3" and datetime.now().strftime("%Y-%m-%d") in stamp
+    (running,) = [line for line in lines if line.startswith("run ")]
+    assert f"run {run.id} (running since " in running
+    assert running.endswith("0 of 2 done, 2 running"), running
+    run.wait(60)

@@ -16,6 +16,7 @@ from sample_tasks import Array, Collides, Colour, Fails, Square, Total, WithEnum
 from tracking_tasks import Prepare, Train
 
 import labnb
+from labnb.storage.schema import SCHEMA_VERSION
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SQUARES = [Square(x=x) for x in range(3)]
@@ -162,3 +163,31 @@ def test_a_schema_3_storage_is_upgraded_in_place_without_loss(tmp_path: Path):
     assert lab.run_tasks([Square(x=5)], disable_progress=True) == {Square(x=5): 25}
     newest = lab.runs()[-1]
     assert newest.status == "done" and newest.counts() == {"done": 1}
+
+
+SCHEMA4 = Path(__file__).parent / "fixtures" / "storage-schema4"
+"""A storage written by catalog schema 4 (no config files): three Squares cached, a
+failed Fails, one run."""
+
+
+def test_a_schema_4_storage_gains_the_config_table_and_columns_and_loses_nothing(tmp_path: Path):
+    root = tmp_path / "store"
+    shutil.copytree(SCHEMA4, root)
+    with sqlite3.connect(root / "catalog.sqlite") as db:
+        assert db.execute("PRAGMA user_version").fetchone() == (4,)
+        assert not db.execute("SELECT name FROM sqlite_master WHERE name = 'configs'").fetchall()
+    lab = labnb.Lab(storage=root, runner="serial", continue_on_failure=True)
+    (old_run,) = lab.runs()
+    assert old_run.status == "failed" and old_run.counts() == {"done": 3, "failed": 1}
+    assert old_run.config is None and lab.config_of(Square(x=1)) is None
+    results = lab.run_tasks([Square(x=i) for i in range(3)], disable_progress=True)
+    assert [results[Square(x=i)] for i in range(3)] == [0, 1, 4]
+    assert len(lab.runs()) == 1  # all loaded: nothing ran
+    swept = labnb.sweep(Square, {"x": [1, 7]})
+    assert lab.run_tasks(swept, disable_progress=True) == {Square(x=1): 1, Square(x=7): 49}
+    assert lab.config_of(Square(x=7)).text == '{\n  "x": [\n    1,\n    7\n  ]\n}'
+    assert lab.config_of(Square(x=1)) is None  # loaded, not computed, by that run
+    assert lab.runs()[-1].config == lab.config_of(Square(x=7))
+    with sqlite3.connect(root / "catalog.sqlite") as db:
+        assert db.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+        assert db.execute("SELECT count(*) FROM configs").fetchone() == (1,)

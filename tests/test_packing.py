@@ -179,3 +179,14 @@ def test_needs_beyond_the_machine_are_refused_with_what_it_has():
     none = machine(gpus=0)
     with pytest.raises(ResourcesError, match=r"can never run here.*GPUs labnb may use are none"):
         none.check("Train(n=1)", needs(gpus=1))
+
+
+def test_a_task_another_run_computes_gives_back_its_share_until_it_is_taken_over():
+    scheduler = scheduler_for([Node(f"t{i}", needs=needs(gpus=1)) for i in range(3)], gpus=1)
+    assert drain(scheduler) == ["t0"]
+    scheduler.set_aside("t0")  # another run holds t0: its GPU is free for t1
+    assert drain(scheduler) == ["t1"]
+    assert not scheduler.regrant("t0")  # taken over while t1 holds the GPU: it waits
+    scheduler.finish("t1")
+    assert scheduler.regrant("t0") and scheduler.grants["t0"].gpus == (0,)
+    assert drain(scheduler) == []

@@ -20,6 +20,7 @@ from ray_tasks import (
     Blob,
     BlobSizes,
     Chatty,
+    DeclaresNeeds,
     Dies,
     DiesOnce,
     Fails,
@@ -240,6 +241,11 @@ def test_cancel_kills_running_ray_tasks_and_keeps_finished_results(make_lab, tmp
 
 def test_ray_options_on_a_task_class_reach_ray(make_lab):
     assert make_lab().run_task(UsesSlot(n=1), disable_progress=True) == 1.0
+
+
+def test_declared_resources_become_ray_options(make_lab):
+    assigned = make_lab().run_task(DeclaresNeeds(n=1), disable_progress=True)
+    assert assigned["CPU"] == 2.0 and assigned["memory"] == 64 * 2**20, assigned
 
 
 def test_an_unimportable_task_class_fails_clearly(make_lab, tmp_path, monkeypatch):

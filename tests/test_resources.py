@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import itertools
 import os
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from resource_tasks import NeedsNothing, OneCore, OneGpu, SizedByParameter
 
 import labnb
-from labnb.engine.machine import GPUS_VARIABLE, usable_gpus
+from labnb.engine.machine import GPUS_VARIABLE, nvml_gpus, usable_gpus
 
 
 def test_each_task_sees_only_its_own_gpu_and_no_gpu_runs_two_at_once(tmp_path: Path):
@@ -96,3 +99,80 @@ def test_the_environment_variable_and_the_lab_choose_the_gpus(monkeypatch):
         usable_gpus()
     with pytest.raises(labnb.ResourcesError, match="a device twice"):
         usable_gpus([1, 1])
+
+
+def test_the_run_record_and_the_widget_show_which_gpu_each_task_holds(tmp_path: Path):
+    from labnb.display.widgets import RunView
+
+    lab = labnb.Lab(storage=tmp_path / "s", max_workers=2, gpus=[0, 1])
+    run = lab.submit([OneGpu(n=i, seconds=0.1) for i in range(4)] + [NeedsNothing(n=9)])
+    run.wait(60)
+    view = RunView(run.state)  # fed from the run process's record, like any follower
+    holds = {row["label"]: row["resources"] for row in view.tasks}
+    assert sorted(holds.values(), key=str) == ["GPU 0", "GPU 0", "GPU 1", "GPU 1", None]
+    assert holds["NeedsNothing(n=9)"] is None
+    view.close()
+
+
+def test_the_gpu_check_script_runs_anywhere_and_skips_cleanly_without_a_gpu():
+    script = Path(__file__).parent.parent / "benchmarks" / "gpu_check.py"
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    if not nvml_gpus():
+        assert "skipped" in done.stdout
+    else:
+        assert "OK: each task saw only its GPU" in done.stdout or "skipped" in done.stdout
+
+
+class _Nvml:
+    """A stand-in for ``pynvml`` with two devices (no GPU here): checks how labnb
+    reads NVML's answers (device memory; per-process GPU memory and the
+    utilisation of the devices a process uses), not NVML itself."""
+
+    class _Memory:
+        total = 16 * 2**30
+
+    class _Utilisation:
+        def __init__(self, gpu: int) -> None:
+            self.gpu = gpu
+
+    class _Process:
+        def __init__(self, pid: int, used: int | None) -> None:
+            self.pid, self.usedGpuMemory = pid, used
+
+    def nvmlInit(self) -> None:
+        return None
+
+    def nvmlDeviceGetCount(self) -> int:
+        return 2
+
+    def nvmlDeviceGetHandleByIndex(self, index: int) -> int:
+        return index
+
+    def nvmlDeviceGetName(self, handle: int) -> bytes:
+        return b"Simulated GPU"
+
+    def nvmlDeviceGetMemoryInfo(self, handle: int) -> Any:
+        return self._Memory()
+
+    def nvmlDeviceGetUtilizationRates(self, handle: int) -> Any:
+        return self._Utilisation([40, 90][handle])
+
+    def nvmlDeviceGetComputeRunningProcesses(self, handle: int) -> list[Any]:
+        return [[self._Process(10, 2**30)], [self._Process(10, 2**29), self._Process(11, None)]][
+            handle
+        ]
+
+
+def test_nvml_answers_become_gpus_and_per_task_gpu_use(monkeypatch):
+    from labnb.engine import machine
+
+    monkeypatch.setattr(machine, "_NVML", [_Nvml()])
+    assert machine.nvml_gpus() == [
+        machine.Gpu(0, 16 * 2**30, "Simulated GPU"),
+        machine.Gpu(1, 16 * 2**30, "Simulated GPU"),
+    ]
+    # pid 10 uses both devices: the busier one's utilisation, the memory of both.
+    assert machine.gpu_usage([10, 11, 12]) == {10: (90.0, 1536.0), 11: (90.0, None)}

@@ -314,6 +314,27 @@ def test_a_search_that_cannot_run_is_refused_before_anything_starts(
     assert len(executions(marks)) == 1  # only the one search that could run ran
 
 
+def test_a_search_file_gives_the_same_search_as_code(tmp_path: Path, marks: Path) -> None:
+    from labnb.search import read_config
+
+    path = tmp_path / "search.yaml"
+    path.write_text("search: {n_trials: 4, seed: 0}\npause: 0.0\nx: {low: 0, high: 1.0}\n")
+    options = read_config(path)
+    assert options == {
+        "space": SPACE, "fixed": {"pause": 0.0}, "n_trials": 4, "seed": 0,
+    }  # fmt: skip
+    lab = make_lab(tmp_path / "storage", marks)
+    from_file = lab.optimize(Quadratic, **options, disable_progress=True)
+    from_code = lab.optimize(Quadratic, SPACE, 4, fixed={"pause": 0.0}, seed=0)
+    assert from_code.run is None and from_code.study.study_name == from_file.study.study_name
+    path.write_text("search: {n_trials: 4}\nx: {low: 0, high: 1.0}\ny: {low: 1}\n")
+    with pytest.raises(labnb.ConfigError, match=r"search.yaml, line 3: y: a range is"):
+        read_config(path)
+    path.write_text("search: {n_trials: 4, trials: 3}\nx: [1, 2]\n")
+    with pytest.raises(labnb.ConfigError, match=r"line 1: search.trials: not a search setting"):
+        read_config(path)
+
+
 def test_labnb_does_not_import_optuna_and_says_how_to_get_it() -> None:
     script = """
         import sys

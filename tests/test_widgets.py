@@ -328,3 +328,50 @@ def test_cache_view_logs_carry_metrics_and_artifacts(tracked_lab, sent):
     prepared = command(view, "logs", {"id": labnb.task_id(train.data)}, sent)
     assert prepared["metrics"] == [] and prepared["artifacts"] == [] and prepared["models"] == []
     view.close()
+
+
+def test_run_view_rows_follow_a_status_filter_and_a_limit(finished_run, sent):
+    _, run = finished_run
+    view = RunView(run.state, cancel=run.cancel)
+    assert view.task_view == {"status": "", "limit": 200, "shown": 3, "matching": 3}
+    assert command(view, "show_tasks", {"status": "failed", "limit": 200}, sent) == {
+        "ok": True,
+        "shown": 1,
+        "matching": 1,
+    }
+    assert [row["type"] for row in view.tasks] == ["Fails"]
+    command(view, "show_tasks", {"status": "", "limit": 1}, sent)
+    assert len(view.tasks) == 1 and view.task_view["matching"] == 3
+    view.refresh()  # a later update keeps the choice
+    assert len(view.tasks) == 1 and view.task_view["limit"] == 1
+    for bad in (
+        {"status": "exploded"},
+        {"status": "done", "limit": 0},
+        {"limit": True},
+        {"limit": "200"},
+        {"limit": 10**9},
+    ):
+        reply = command(view, "show_tasks", bad, sent)
+        assert reply["ok"] is False, bad
+    assert view.task_view["limit"] == 1  # a refused message changes nothing
+    view.close()
+
+
+def test_the_eta_comes_from_finished_tasks_durations_and_how_many_run_at_once():
+    from types import SimpleNamespace
+
+    from labnb.display.widgets import estimate_remaining
+
+    def record(status, started=None, finished=None):
+        return SimpleNamespace(status=status, started=started, finished=finished)
+
+    now = 1000.0
+    finished = [record("done", 900.0, 910.0), record("failed", 950.0, 960.0)]  # 10 s each
+    running = [record("running", now - 5) for _ in range(4)]
+    waiting = [record("waiting") for _ in range(8)]
+    # 4 running with 5 s left each, 8 waiting of 10 s, 4 at a time: (20 + 80) / 4.
+    assert estimate_remaining(finished + running + waiting, now, 4) == 25.0
+    assert estimate_remaining(running + waiting, now, 4) is None  # nothing finished yet
+    assert estimate_remaining(finished, now, 4) is None  # nothing left
+    late = [record("running", now - 60)]  # over its typical time: nothing more is counted
+    assert estimate_remaining(finished + late + waiting[:2], now, 2) == 10.0

@@ -189,3 +189,53 @@ test("unmounting removes every model listener", () => {
   assert.equal(model.listenerCount, 0);
   assert.equal(el.children.length, 0);
 });
+
+test("the Holds column appears only when a task holds GPUs, with the GPU's use while it runs", () => {
+  const table = el.querySelector(".labnb-tasks");
+  assert.equal(table.classList.contains("labnb-with-holds"), false);
+  model.update({
+    tasks: [
+      task("1", "running", { resources: "GPU 1 · 4 CPUs", gpu_percent: 63, gpu_memory_mb: 1200 }),
+      task("2", "done", { resources: "GPU 0" }),
+    ],
+  });
+  assert.equal(table.classList.contains("labnb-with-holds"), true);
+  const cells = [...el.querySelectorAll("tbody td.labnb-gpu")].map((td) => td.textContent);
+  assert.deepEqual(cells, ["GPU 1 \u00b7 4 CPUs \u00b7 63% \u00b7 1200 MB", "GPU 0"]);
+});
+
+test("a big run offers a status filter and says how many rows it shows", () => {
+  model.update({
+    summary: { ...initial().summary, total: 500, done: 300, loaded: 0, failed: 150, running: 2, waiting: 48 },
+    task_view: { status: "", limit: 200, shown: 200, matching: 500 },
+  });
+  const chips = [...el.querySelectorAll(".labnb-task-filter .labnb-chip")];
+  assert.deepEqual(
+    chips.map((c) => c.textContent),
+    ["All 500", "Running 2", "Failed 150", "Waiting 48", "Done 300"],
+  );
+  assert.equal(chips[0].getAttribute("aria-pressed"), "true");
+  const note = el.querySelector(".labnb-rows-note");
+  assert.equal(note.hidden, false);
+  assert.match(note.textContent, /Showing 200 of 500 tasks\. Show 200 more/);
+  chips[2].click();
+  const last = () => ({ name: kernel.calls.at(-1).name, msg: kernel.calls.at(-1).msg });
+  assert.deepEqual(last(), { name: "show_tasks", msg: { status: "failed", limit: 200 } });
+  buttons(el, "Show 200 more")[0].click();
+  assert.deepEqual(last(), { name: "show_tasks", msg: { status: "", limit: 400 } });
+});
+
+test("a fully cached rerun is one line, with its table a click away", () => {
+  model.update({
+    summary: { ...initial().summary, total: 20, done: 20, loaded: 20, failed: 0, running: 0, waiting: 0, state: "done" },
+    tasks: [task("1", "loaded"), task("2", "loaded")],
+    task_view: { status: "", limit: 200, shown: 20, matching: 20 },
+  });
+  const note = el.querySelector(".labnb-loaded-note");
+  assert.equal(note.hidden, false);
+  assert.match(note.textContent, /All 20 tasks loaded from cache\./);
+  assert.equal(el.querySelector(".labnb-tasks").hidden, true);
+  buttons(el, "Show them")[0].click();
+  assert.equal(el.querySelector(".labnb-tasks").hidden, false);
+  assert.equal(note.hidden, true);
+});

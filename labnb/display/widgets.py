@@ -27,7 +27,8 @@ from typing import Any, ClassVar
 import anywidget
 import traitlets
 
-from ..engine.state import CANCELLED, DONE, FAILED, LOADED, RUNNING, RunState
+from ..engine.machine import gpu_usage
+from ..engine.state import CANCELLED, DONE, FAILED, LOADED, RUNNING, WAITING, RunState
 from ..storage import IndexEntry, QueryError, Tracking
 from ..storage.schema import PARAMS
 from .kernel import activity, in_kernel
@@ -38,6 +39,10 @@ STATIC = Path(__file__).parent.parent / "static"
 TICK_SECONDS = 0.1
 HEARTBEAT_SECONDS = 1.0
 MAX_TASK_ROWS = 200
+"""Rows a run view sends at first; "Show more" adds as many again."""
+MAX_ROW_LIMIT = 100_000
+ROW_STATUSES = ("", RUNNING, FAILED, WAITING, DONE, LOADED, CANCELLED)
+"""What a run view's rows can be narrowed to ("" is every task)."""
 DEFAULT_QUERY: dict[str, Any] = {
     "text": "",
     "type": "",
@@ -164,6 +169,28 @@ class LiveView(anywidget.AnyWidget):
             return getattr(self, method)(payload)
 
 
+def estimate_remaining(records: list[Any], now: float, parallel: int) -> float | None:
+    """Seconds until the run ends, from how long its finished tasks took: what
+    running tasks have left plus the waiting ones' share, spread over the tasks
+    that run side by side. None before any task of the run has finished.
+
+    (Dividing the elapsed time by the tasks done overshoots early: worker
+    start-up and the first, unfinished batch count as if they were per-task.)
+    """
+    durations = [
+        r.finished - r.started
+        for r in records
+        if r.status in (DONE, FAILED) and r.started is not None and r.finished is not None
+    ]
+    running = [r for r in records if r.status == RUNNING]
+    waiting = sum(r.status == WAITING for r in records)
+    if not durations or not (running or waiting):
+        return None
+    typical = sum(durations) / len(durations)
+    left = sum(max(0.0, typical - (now - (r.started or now))) for r in running)
+    return (left + waiting * typical) / parallel
+
+
 def _task_id_from(payload: dict[str, Any]) -> str | None:
     value = payload.get("id")
     if isinstance(value, str) and len(value) == 32 and all(c in "0123456789abcdef" for c in value):
@@ -227,11 +254,17 @@ class RunView(LiveView):
     types: traitlets.List[dict[str, Any]] = traitlets.List().tag(sync=True)
     tasks: traitlets.List[dict[str, Any]] = traitlets.List().tag(sync=True)
     log_task = traitlets.Dict(dict(CLOSED_LOG)).tag(sync=True)
+    task_view: traitlets.Dict[str, Any] = traitlets.Dict(
+        {"status": "", "limit": MAX_TASK_ROWS, "shown": 0, "matching": 0}
+    ).tag(sync=True)
+    """Which rows ``tasks`` holds: those in ``status`` ("" for all), the first
+    ``limit`` of the ``matching`` ones, so a big sweep says "showing N of M"."""
 
     commands: ClassVar[dict[str, str]] = {
         "cancel": "_cancel",
         "open_logs": "_open_logs",
         "close_logs": "_close_logs",
+        "show_tasks": "_show_tasks",
     }
 
     def __init__(
@@ -258,7 +291,11 @@ class RunView(LiveView):
         self._log_id = ""
         self._samplers: dict[int, Any] = {}
         self._sampled_at = 0.0
+        self._parallel = 0
+        """The most tasks seen running at once: how many run side by side, for the ETA."""
         self._usage: dict[int, tuple[float | None, float | None]] = {}
+        self._gpu_usage: dict[int, tuple[float | None, float | None]] = {}
+        """GPU utilisation and memory of each running worker (NVML; empty without)."""
         super().__init__(**kwargs)
         self.refresh()
 
@@ -320,11 +357,12 @@ class RunView(LiveView):
         counts = state.counts()
         end = state.finished_at or now
         elapsed = end - state.started_at
-        finished_here = counts[DONE] + counts[FAILED]
-        remaining = counts["waiting"] + counts[RUNNING]
+        self._parallel = max(self._parallel, counts[RUNNING])
         eta = None
-        if state.outcome == RUNNING and finished_here and remaining:
-            eta = elapsed / finished_here * remaining
+        if state.outcome == RUNNING:
+            eta = estimate_remaining(
+                [record for _, record in state.items()], now, max(1, self._parallel)
+            )
         over = state.outcome != RUNNING
         return {
             "total": len(state.records),
@@ -369,12 +407,22 @@ class RunView(LiveView):
         return list(by_type.values())
 
     def _rows(self, now: float) -> list[dict[str, Any]]:
-        order = {RUNNING: 0, FAILED: 1, CANCELLED: 1, DONE: 2, LOADED: 3}
-        records = [(key, r) for key, r in self._state.items() if r.status in order]
+        """Running first, then failed and cancelled, then the latest finished, then
+        loaded and waiting ones: narrowed to the chosen status, up to the limit."""
+        order = {RUNNING: 0, FAILED: 1, CANCELLED: 1, DONE: 2, LOADED: 3, WAITING: 4}
+        wanted, limit = self.task_view["status"], self.task_view["limit"]
+        records = [(key, r) for key, r in self._state.items() if not wanted or r.status == wanted]
         records.sort(key=lambda item: (order[item[1].status], -(item[1].finished or 0)))
+        self.task_view = {
+            "status": wanted,
+            "limit": limit,
+            "shown": min(limit, len(records)),
+            "matching": len(records),
+        }
         rows = []
-        for key, record in records[:MAX_TASK_ROWS]:
+        for key, record in records[:limit]:
             cpu, memory = self._usage.get(record.pid or -1, (None, None))
+            gpu_percent, gpu_memory = self._gpu_usage.get(record.pid or -1, (None, None))
             running = record.status == RUNNING
             end = now if running else (record.finished or now)
             n, total, desc = record.progress or (0, None, None)
@@ -388,6 +436,9 @@ class RunView(LiveView):
                     "elapsed_s": round(end - record.started, 1) if record.started else None,
                     "cpu_percent": cpu if running else None,
                     "memory_mb": memory if running else None,
+                    "resources": record.resources,
+                    "gpu_percent": gpu_percent if running else None,
+                    "gpu_memory_mb": gpu_memory if running else None,
                     "progress": None
                     if record.progress is None
                     else {"n": n, "total": total, "desc": desc},
@@ -418,6 +469,13 @@ class RunView(LiveView):
                 usage[pid] = (None, None)
         self._samplers = {pid: p for pid, p in self._samplers.items() if pid in pids}
         self._usage = usage
+        self._gpu_usage = gpu_usage(  # only tasks given GPUs: NVML is not loaded for others
+            record.pid
+            for _, record in self._state.items()
+            if record.status == RUNNING
+            and record.pid
+            and (record.resources or "").startswith("GPU")
+        )
 
     def _log_running(self) -> bool:
         record = self._state.records.get(self._log_id)
@@ -485,6 +543,22 @@ class RunView(LiveView):
         self._log_id = ""
         self.log_task = dict(CLOSED_LOG)
         return {"ok": True}
+
+    def _show_tasks(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """``{"status": "failed", "limit": 400}``: the rows to show (``task_view``)."""
+        status, limit = payload.get("status", ""), payload.get("limit", MAX_TASK_ROWS)
+        if status not in ROW_STATUSES:
+            return {"ok": False, "error": f"status must be one of {ROW_STATUSES}"}
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_ROW_LIMIT:
+            return {"ok": False, "error": f"limit must be a whole number from 1 to {MAX_ROW_LIMIT}"}
+        with self._state.lock:
+            self.task_view = {**self.task_view, "status": status, "limit": limit}
+            self.tasks = self._rows(time.time())
+        return {
+            "ok": True,
+            "shown": self.task_view["shown"],
+            "matching": self.task_view["matching"],
+        }
 
 
 class CacheView(LiveView):

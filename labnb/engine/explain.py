@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from ..model.config_files import ConfigFile
 from ..model.tasks import meta_of, stored_params, task_id
 from ..storage import IndexEntry, Storage
 from ..storage.schema import cell_value
@@ -45,6 +46,8 @@ class Explanation:
     """Whether ``run_tasks`` would load it rather than run the task."""
     nearest: tuple[tuple[IndexEntry, tuple[Difference, ...]], ...]
     """Not cached: the nearest cached entries of its type, and what differs."""
+    config: ConfigFile | None = None
+    """Cached: the config file it was computed from (``labnb.sweep``), if any."""
 
     def __str__(self) -> str:
         label = repr(self.task)
@@ -52,7 +55,8 @@ class Explanation:
             when = datetime.fromtimestamp(self.entry.finished).isoformat(" ", "seconds")
             state = "cached" if self.usable else f"cached but not usable ({self._why_not()})"
             run = f" by run {self.entry.run_id}" if self.entry.run_id else ""
-            return f"{label} is {state}: computed {when}{run}."
+            config = "" if self.config is None else f", from config {self.config.name}"
+            return f"{label} is {state}: computed {when}{run}{config}."
         if not self.nearest:
             return f"{label} is not cached, and nothing of type {meta_of(self.task).type_name} is."
         lines = [f"{label} is not cached. The nearest cached entries of its type differ in:"]
@@ -76,7 +80,7 @@ def explain(task: Any, storage: Storage) -> Explanation:
     if entry is not None:
         fmt = meta.format
         usable = entry.status == "ok" and fmt is not None and entry.format == fmt.name
-        return Explanation(task, entry, usable, ())
+        return Explanation(task, entry, usable, (), storage.config(entry.config))
     params = stored_params(task)
     candidates = storage.catalog.entries([meta.type_name])[-SCANNED:]
     compared = [(other, _differences(task, params, other)) for other in candidates]

@@ -25,6 +25,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ..errors import TaskFailed
+from ..model.config_files import ConfigFile
 from ..model.formats import Payload
 from ..model.tasks import attach_result, dependencies_of, meta_of, task_id
 from ..storage import CorruptEntry, IndexEntry, Storage
@@ -132,6 +133,14 @@ class Run(ABC):
         if record is None:
             raise LookupError(f"run {self.id} is not recorded in {self.storage!r}")
         return record.frame()
+
+    @property
+    def config(self) -> ConfigFile | None:
+        """The config file the run's tasks were built from (``labnb.sweep``), as its
+        record keeps it; None when they were built in code (``record().configs()``:
+        all of them, when there were several)."""
+        record = self.record()
+        return None if record is None else record.config
 
     def add_done_callback(self, callback: Callable[[Run], object]) -> None:
         """Call ``callback(run)`` when the run ends (at once if it has), from a

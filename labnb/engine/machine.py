@@ -41,20 +41,39 @@ class Gpu:
     name: str = ""
 
 
-@dataclass(frozen=True)
 class Machine:
-    cores: tuple[int, ...]
-    """CPU numbers this process may run on (its affinity)."""
-    cpus: int
-    """How many of them it may really use (cgroup quotas: ``cpus.py``)."""
-    gpus: tuple[Gpu, ...]
-    memory: int
+    """``cores``: the CPU numbers this process may run on (its affinity);
+    ``cpus``: how many it may really use (cgroup quotas: ``cpus.py``);
+    ``memory``: bytes. ``gpus`` are the given devices, or else those ``choice``
+    names (see the module docstring), found on first use: loading NVML costs
+    tens of milliseconds, and most runs need no GPU."""
+
+    def __init__(
+        self,
+        cores: Iterable[int],
+        cpus: int,
+        memory: int,
+        gpus: Iterable[Gpu] | None = None,
+        choice: GpuChoice = None,
+    ) -> None:
+        self.cores = tuple(cores)
+        self.cpus = cpus
+        self.memory = memory
+        self.chosen = None if gpus is not None else _chosen(choice)
+        """The device numbers asked for (checked now), or None for all NVML finds."""
+        self._gpus = None if gpus is None else tuple(gpus)
+
+    @property
+    def gpus(self) -> tuple[Gpu, ...]:
+        if self._gpus is None:
+            self._gpus = tuple(_resolve(self.chosen))
+        return self._gpus
 
     def refusal(self, needs: Resources) -> str | None:
         """Why a task with these needs can never run here, or None when it can."""
         if needs.cpus is not None and needs.cpus > self.cpus:
             return f"{needs.cpus} CPUs, and this machine has {self.cpus}"
-        if needs.gpus > len(self.gpus):
+        if needs.gpus and needs.gpus > len(self.gpus):
             have = (
                 f"{len(self.gpus)} ({', '.join(str(gpu.index) for gpu in self.gpus)})"
                 if self.gpus
@@ -62,7 +81,7 @@ class Machine:
             )
             plural = "s" if needs.gpus != 1 else ""
             return f"{needs.gpus} GPU{plural}, and the GPUs labnb may use are {have}"
-        if needs.gpu_memory is not None:
+        if needs.gpus and needs.gpu_memory is not None:
             known = [gpu for gpu in self.gpus if gpu.memory is not None]
             if known and sum(gpu.memory >= needs.gpu_memory for gpu in known) < needs.gpus:  # type: ignore[operator]
                 largest = max(gpu.memory for gpu in known)  # type: ignore[type-var]
@@ -89,14 +108,17 @@ def this_machine(gpus: GpuChoice = None) -> Machine:
     return Machine(
         cores=cores or tuple(range(cpus)),
         cpus=cpus,
-        gpus=tuple(usable_gpus(gpus)),
         memory=psutil.virtual_memory().total,
+        choice=gpus,
     )
 
 
 def usable_gpus(choice: GpuChoice = None) -> list[Gpu]:
+    return _resolve(_chosen(choice))
+
+
+def _resolve(chosen: list[int] | None) -> list[Gpu]:
     found = {gpu.index: gpu for gpu in nvml_gpus()}
-    chosen = _chosen(choice)
     if chosen is None:
         return list(found.values())
     return [found.get(index, Gpu(index)) for index in chosen]

@@ -85,11 +85,12 @@ class Pool:
         self._free_cores = list(self.cores)
 
     @classmethod
-    def of(cls, machine: Machine, workers: int) -> Pool:
+    def of(cls, machine: Machine, workers: int, gpus: bool = True) -> Pool:
+        """``gpus=False`` when no task needs one: the machine's are not looked up."""
         return cls(
             units=max(machine.cpus, workers),
             cores=list(machine.cores[: max(machine.cpus, 1)]),
-            devices=[_Device(gpu.index, gpu.memory) for gpu in machine.gpus],
+            devices=[_Device(gpu.index, gpu.memory) for gpu in machine.gpus] if gpus else [],
             memory=machine.memory,
         )
 

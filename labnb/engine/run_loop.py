@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import TaskFailed
-from ..model.tasks import dependencies_of, meta_of, stored_params, task_id
+from ..model.tasks import config_origin, dependencies_of, meta_of, stored_params, task_id
 from ..runners.base import Metric, Output, Progress, Runner, Started
 from ..storage import IndexEntry, Record, Storage, Tracking
 from ..storage.index import TaskRow
@@ -62,7 +62,10 @@ class RunLoop:
         self.runner = runner
         self.setup = setup
         self.state = RunState(plan)
-        pool = Pool.of(machine, runner.capacity) if machine is not None and runner.packs else None
+        pool = None
+        if machine is not None and runner.packs:
+            gpus = any(node.needs.gpus for node in plan.nodes)
+            pool = Pool.of(machine, runner.capacity, gpus)
         self.scheduler = self.scheduler_type(plan.nodes, continue_on_failure, pool)
         self.payloads = dict(plan.loaded)
         self.run_ids = dict(plan.run_ids)
@@ -82,6 +85,8 @@ class RunLoop:
         """Tasks stopped for running past their time limit (the limit)."""
         self._ours: list[str] = []
         """Tasks this run took over from another run, to start when a worker is free."""
+        self._configs: dict[str, str] = {}
+        """Digest of the config file each task was built from (``labnb.sweep``)."""
 
     def run(self, recorded: Callable[[], object] | None = None) -> None:
         """Run to the end; on an exception (KeyboardInterrupt) stop every worker and re-raise.
@@ -97,6 +102,7 @@ class RunLoop:
         self.claims.start([node.key for node in self.plan.nodes if self._shared(node.key)])
         self._changed.update(self.state.records)
         try:
+            self._keep_configs()  # before any entry or task row names one
             self._commit()  # every task's row, so followers see the whole run at once
             if recorded is not None:
                 recorded()
@@ -151,6 +157,16 @@ class RunLoop:
         self.claims.record([self._task_row(key, over) for key in changed], output)
         self._committed_at = time.monotonic()
 
+    def _keep_configs(self) -> None:
+        """Keep the config files the run's tasks were built from (each text once)."""
+        kept = {}
+        for key, task in self.plan.tasks.items():
+            config = config_origin(task)
+            if config is not None:
+                digest = self._configs[key] = config.digest
+                kept[digest] = (digest, config.name, config.text)
+        self.storage.index.keep_configs(list(kept.values()))
+
     def _task_row(self, key: str, over: bool = False) -> TaskRow:
         with self.state.lock:
             record = self.state.records[key]
@@ -177,11 +193,14 @@ class RunLoop:
                 else None,
                 failure=failure,
                 resources=record.resources,
+                config=self._configs.get(key),
             )
 
     def _submit_ready(self) -> None:
         while self.runner.busy < self.runner.capacity:
             if self._ours:  # taken over from another run: already leased to this one
+                if not self.scheduler.regrant(self._ours[-1]):
+                    return  # its needs are not free yet
                 self._start(self._ours.pop())
                 continue
             key = self.scheduler.take()
@@ -189,7 +208,8 @@ class RunLoop:
                 return
             if self.claims.take(key):
                 self._start(key)
-            # else another live run computes it, and _adopt takes its result
+            else:  # another live run computes it, and _adopt takes its result
+                self.scheduler.set_aside(key)
 
     def _shared(self, key: str) -> bool:
         """Whether other runs could use this task's result (it is cached)."""
@@ -300,6 +320,7 @@ class RunLoop:
                 tracking=Tracking.from_json(outcome.record),
                 artifacts=outcome.artifacts,
                 run_id=self.claims.run_id,
+                config=self._configs.get(key),
             )
         return key, entry, logs
 

@@ -55,8 +55,8 @@ class RunOrder:
     """The local storage's directory."""
     runner: str
     max_workers: int
-    gpus: list[int]
-    """The GPUs the Lab may give tasks (``Lab(gpus=...)``, resolved)."""
+    gpus: list[int] | None
+    """The GPUs the Lab may give tasks (``Lab(gpus=...)`` checked; None: all NVML finds)."""
     continue_on_failure: bool
     bust_cache: bool
     tasks: bytes

@@ -122,6 +122,24 @@ class Scheduler:
             self.grants[key] = grant
         return key
 
+    def set_aside(self, key: str) -> None:
+        """A running node that another run computes: it gives back its grant
+        (nothing of this machine's runs for it here) and stays running."""
+        grant = self.grants.pop(key, None)
+        if grant is not None and self._pool is not None:
+            self._pool.release(grant)
+
+    def regrant(self, key: str) -> bool:
+        """Take a set-aside node's needs again, to compute it here after all;
+        False when they are not free now."""
+        if self._pool is None or key in self.grants:
+            return True
+        needs = self._nodes[key].needs
+        if self._pool.short_of(needs):
+            return False
+        self.grants[key] = self._pool.grant(needs)
+        return True
+
     def finish(self, key: str) -> None:
         self._stop_running(key)
         self.done.add(key)

@@ -6,6 +6,12 @@ cell's body becomes ``run()``; the names it reads from the notebook travel
 with the task type to the workers, and their content fingerprints, with the
 cell's source, make up the type's ``code_version``: edit the cell or change
 ``X`` and only what depends on it reruns.
+
+``--config params.yaml`` adds the file's keys as parameters, as if written on
+the line (lists sweep). A parameter also on the line takes the line's value,
+in the file's place in the sweep order: a Jupyter user tries ``seed=range(10)``
+without editing the file, as command-line overrides work in config tools. The
+tasks keep the file (not the line) as their config; the line is the cell's.
 """
 
 from __future__ import annotations
@@ -13,17 +19,25 @@ from __future__ import annotations
 import ast
 import builtins
 import hashlib
-import itertools
 import keyword
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import LabnbError
+from ..errors import ConfigError, LabnbError
+from ..model.config_files import ConfigFile, as_config
+from ..model.config_sweep import Builder, sweeps, top_level
+from ..model.sweeps import combinations
 from ..model.tasks import meta_of, normalise, task
 from .fingerprint import Unfingerprintable, fingerprint, normalised_source
 
 FLAGS = {"--wait": "wait", "--bust-cache": "bust_cache", "--mlflow": "mlflow"}
-VALUED = {"--lab": "lab", "--max-parallel": "max_parallel", "--ignore": "ignore"}
+VALUED = {
+    "--lab": "lab",
+    "--max-parallel": "max_parallel",
+    "--ignore": "ignore",
+    "--config": "config",
+}
 
 
 class LineError(LabnbError, ValueError):
@@ -40,6 +54,8 @@ class CellSpec:
     mlflow: bool = False
     max_parallel: int | None = None
     ignore: list[str] = field(default_factory=list)
+    config: str | None = None
+    """``--config params.yaml``: more parameters, from a file (``config_values``)."""
 
 
 def split_words(line: str) -> list[str]:
@@ -122,7 +138,9 @@ def parse_line(line: str) -> CellSpec:
             rest.append(word)
         position += 1
     if not rest:
-        raise LineError("usage: %%labtask NAME [param=value ...] [--wait] [--lab LAB] ...")
+        raise LineError(
+            "usage: %%labtask NAME [param=value ...] [--config FILE] [--wait] [--lab LAB] ..."
+        )
     name, *keyword_words = rest
     if not name.isidentifier() or keyword.iskeyword(name):
         raise LineError(f"{name!r} is not a valid task name")
@@ -162,6 +180,40 @@ def evaluate(
     return values, swept
 
 
+def config_values(path: str, owner: str) -> tuple[ConfigFile, dict[str, list[Any]], list[str]]:
+    """The parameters of ``--config FILE``: each key's values, and which are swept.
+
+    The file's keys become the cell's parameters, as if written on the line: a
+    list sweeps, a scalar or a mapping is one value (``config_sweep`` explains
+    the rules). Raises ``ConfigError`` (file, key, line) for a bad file.
+    """
+    if len(path) > 1 and path[0] == path[-1] and path[0] in "'\"":
+        path = path[1:-1]  # --config "my params.yaml"
+    source = as_config(os.path.expanduser(path))
+    mapping = top_level(source)
+    for key, item in mapping.items():
+        if not key.isidentifier() or keyword.iskeyword(key):
+            raise ConfigError(source.name, key, item.line, "not a valid parameter name")
+    values = Builder(source).options(owner, {}, mapping, ())
+    swept = [key for key, item in mapping.items() if sweeps(item)]
+    return source, values, swept
+
+
+def merge_values(
+    config: tuple[dict[str, list[Any]], list[str]], line: tuple[dict[str, list[Any]], list[str]]
+) -> tuple[dict[str, list[Any]], list[str]]:
+    """The file's parameters with the line's: a name on the line replaces the file's
+    value (in the file's place in the sweep order); the others are added after."""
+    (file_values, file_swept), (line_values, line_swept) = config, line
+    values = {**file_values, **line_values}
+    swept = [
+        name
+        for name in values
+        if name in line_swept or (name in file_swept and name not in line_values)
+    ]
+    return values, swept
+
+
 def names_read(source: str) -> set[str]:
     """Names the cell reads and does not define itself."""
     tree = ast.parse(source)
@@ -179,15 +231,19 @@ def names_read(source: str) -> set[str]:
     return loaded - bound
 
 
-def make_task_type(spec: CellSpec, source: str, namespace: dict[str, Any]) -> type:
-    """The task type for this cell, its inputs captured and fingerprinted now."""
+def make_task_type(
+    spec: CellSpec, source: str, namespace: dict[str, Any], fields: list[str] | None = None
+) -> type:
+    """The task type for this cell, its inputs captured and fingerprinted now; its
+    parameters are ``fields`` (default: the line's)."""
+    fields = list(spec.expressions) if fields is None else fields
     try:
         wanted = names_read(source)
     except SyntaxError as error:
         raise LineError(f"the cell is not valid Python: {error}") from None
     inputs = {
         name: namespace[name]
-        for name in sorted(wanted - set(spec.expressions))
+        for name in sorted(wanted - set(fields))
         if name in namespace
         and not (name in vars(builtins) and namespace[name] is vars(builtins)[name])
     }
@@ -207,7 +263,7 @@ def make_task_type(spec: CellSpec, source: str, namespace: dict[str, Any]) -> ty
         spec.name,
         (),
         {
-            "__annotations__": dict.fromkeys(spec.expressions, Any),
+            "__annotations__": dict.fromkeys(fields, Any),
             "__module__": "__main__",
             "__qualname__": spec.name,
             "__doc__": f"The %%labtask cell {spec.name!r}.",
@@ -242,11 +298,7 @@ def run_source(source: str, namespace: dict[str, Any]) -> Any:
 
 def sweep(task_type: type, values: dict[str, list[Any]]) -> list[Any]:
     """One task per combination of the swept values, in the line's order."""
-    names = list(values)
-    return [
-        task_type(**dict(zip(names, combo, strict=True)))
-        for combo in itertools.product(*values.values())
-    ]
+    return [task_type(**kwargs) for kwargs in combinations(values)]
 
 
 def as_pandas(name: str, tasks: list[Any], results: dict[Any, Any], swept: list[str]) -> Any:

@@ -18,7 +18,7 @@ import logging
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timedelta
 from enum import Enum
-from typing import Any, Protocol, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, overload
 
 from frozendict import frozendict
 from typing_extensions import dataclass_transform
@@ -28,6 +28,9 @@ from .caches import NullCache, as_format
 from .formats import PickleFormat, ResultFormat
 from .identity import encode, hash_identity, resolve
 from .resources import UNDECLARED, Resources, parse_resources
+
+if TYPE_CHECKING:
+    from .config_files import ConfigFile
 
 logger = logging.getLogger("labnb")
 logger.setLevel(logging.INFO)
@@ -150,6 +153,21 @@ def attach_result_meta(task: Any, started: float | None, finished: float | None)
     if started is not None and finished is not None:
         duration = timedelta(seconds=finished - started)
     task.__dict__["_labnb_result_meta"] = ResultMeta(start, duration)
+
+
+def attach_config(task: Any, config: ConfigFile) -> None:
+    """Record the config file ``task`` was built from (``config_files.ConfigFile``).
+
+    Not a parameter: the id stays what the same task built in code has. It
+    travels with the task when it is pickled (to a run process), so the run
+    can record it with the task's entry.
+    """
+    task.__dict__["_labnb_config"] = config
+
+
+def config_origin(task: Any) -> ConfigFile | None:
+    """The config file ``task`` was built from (``attach_config``), or None."""
+    return task.__dict__.get("_labnb_config")
 
 
 def attach_context(task: Any, context: Any) -> None:
@@ -493,6 +511,8 @@ def _getstate(self: Any) -> dict[str, Any]:
     # Results and context stay behind: they travel separately, once per run.
     state = {name: getattr(self, name) for name in self._labnb_meta.fields}
     state["_labnb_id"] = self._labnb_id
+    if "_labnb_config" in self.__dict__:  # where it came from (not part of its id)
+        state["_labnb_config"] = self.__dict__["_labnb_config"]
     return state
 
 

@@ -1,101 +1,89 @@
 """A search described in a file, apart from the code: ``read_config("search.yaml")``.
 
-The file is a mapping of the task type's fields, read the way a sweep file
-reads them (a scalar is fixed, a list is what varies), plus one ``search``
-entry for the search itself::
+The file is a mapping of the task type's fields, read as ``labnb.sweep``
+reads a sweep file (the same reader, ``model.config_files``: YAML or TOML,
+``1e-3`` a float, a key given twice an error), where a scalar is fixed and
+a list is what varies, plus one ``search`` entry for the search itself::
 
     search: {n_trials: 30, direction: maximize, metric: val_auc, seed: 0}
     folds: 5                                # fixed
     kernel: [rbf, sigmoid]                  # one of these (categorical)
-    C: {low: 0.01, high: 1000, log: true}   # a range: float, or int if both ends are
+    C: {low: 1e-2, high: 1e3, log: true}    # a range: float, or int if both ends are
     degree: {low: 2, high: 5, step: 1}
 
 ``read_config`` returns the keyword arguments of ``Lab.optimize``
 (``space``, ``fixed``, ``n_trials`` and what ``search`` gives), so
 ``lab.optimize(Fit, **read_config("search.yaml"))`` runs it; a file that
-describes the same search as code does is the same study. YAML needs PyYAML;
-``.json`` files need nothing.
+describes the same search as code does is the same study. A bad file is one
+``ConfigError`` naming the file, the key and its line.
 """
 
 from __future__ import annotations
 
-import json
 import os
-from pathlib import Path
 from typing import Any
 
-from .spec import SearchError, import_optuna
+from ..errors import ConfigError
+from ..model.config_files import ConfigFile, Item, as_config
+from .spec import import_optuna
 
 SEARCH_KEY = "search"
 SETTINGS = ("n_trials", "direction", "metric", "seed", "sampler", "study_name")
-RANGE_KEYS = {"low", "high", "log", "step"}
+RANGE_KEYS = ("low", "high", "log", "step")
+_SCALARS = (str, int, float, bool, type(None))
 
 
-def read_config(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """``Lab.optimize``'s keyword arguments from a ``.yaml``/``.yml``/``.json`` file."""
-    path = Path(path)
-    data = _load(path)
-    if not isinstance(data, dict):
-        raise SearchError(f"{path}: the file must be a mapping of field names to values")
-    settings = data.pop(SEARCH_KEY, None) or {}
-    if not isinstance(settings, dict):
-        raise SearchError(f"{path}: {SEARCH_KEY!r} must be a mapping ({', '.join(SETTINGS)})")
-    unknown = sorted(set(settings) - set(SETTINGS))
-    if unknown:
-        raise SearchError(
-            f"{path}: {SEARCH_KEY}.{unknown[0]} is not a search setting ({', '.join(SETTINGS)})"
-        )
+def read_config(config: str | os.PathLike[str] | dict[str, Any] | ConfigFile) -> dict[str, Any]:
+    """``Lab.optimize``'s keyword arguments from a ``.yaml``/``.yml``/``.toml`` file
+    (or a dict already loaded)."""
+    source = as_config(config)
+    root = source.read()
+
+    def error(key: str, item: Item | None, problem: str) -> ConfigError:
+        return ConfigError(source.name, key, None if item is None else item.line, problem)
+
+    if not isinstance(root.value, dict):
+        raise error("", root, "the file must be a mapping of field names to values")
+    fields = dict(root.value)
+    settings_item = fields.pop(SEARCH_KEY, None)
+    if settings_item is None or not isinstance(settings_item.value, dict):
+        raise error(SEARCH_KEY, settings_item, f"a mapping of {', '.join(SETTINGS)} is needed")
+    settings = settings_item.value
+    for key, item in settings.items():
+        if key not in SETTINGS:
+            raise error(
+                f"{SEARCH_KEY}.{key}", item, f"not a search setting ({', '.join(SETTINGS)})"
+            )
     if "n_trials" not in settings:
-        raise SearchError(f"{path}: {SEARCH_KEY}.n_trials is missing (how many trials)")
+        raise error(f"{SEARCH_KEY}.n_trials", settings_item, "missing: how many trials")
     space, fixed = {}, {}
-    for name, value in data.items():
-        if isinstance(value, list):
-            space[name] = _categorical(path, name, value)
-        elif isinstance(value, dict):
-            space[name] = _range(path, name, value)
+    for name, item in fields.items():
+        if isinstance(item.value, list):
+            choices = item.plain()
+            if not choices or not all(isinstance(c, _SCALARS) for c in choices):
+                raise error(name, item, "a choice is a non-empty list of scalars")
+            space[name] = import_optuna().distributions.CategoricalDistribution(choices)
+        elif isinstance(item.value, dict):
+            space[name] = _range(item.plain(), lambda problem, n=name, i=item: error(n, i, problem))
         else:
-            fixed[name] = value
+            fixed[name] = item.value
     if not space:
-        raise SearchError(f"{path}: nothing to search (no list and no range among the fields)")
-    return {"space": space, "fixed": fixed, **settings}
+        raise error("", root, "nothing to search: no field is a list or a {low, high} range")
+    return {"space": space, "fixed": fixed, **{key: item.plain() for key, item in settings.items()}}
 
 
-def _load(path: Path) -> Any:
-    text = path.read_text()
-    if path.suffix == ".json":
-        return json.loads(text)
-    if path.suffix not in (".yaml", ".yml"):
-        raise SearchError(f"{path}: a search file is .yaml, .yml or .json")
-    try:
-        import yaml
-    except ImportError as error:
-        raise ImportError(f"reading {path} needs PyYAML: pip install pyyaml") from error
-    return yaml.safe_load(text)
-
-
-def _categorical(path: Path, name: str, choices: list[Any]) -> Any:
-    if not choices:
-        raise SearchError(f"{path}: {name} is an empty list: nothing to choose from")
-    for choice in choices:
-        if not isinstance(choice, (str, int, float, bool, type(None))):
-            raise SearchError(f"{path}: {name}: {choice!r} cannot be a choice (a scalar can)")
-    return import_optuna().distributions.CategoricalDistribution(choices)
-
-
-def _range(path: Path, name: str, spec: dict[str, Any]) -> Any:
+def _range(spec: dict[str, Any], error: Any) -> Any:
     distributions = import_optuna().distributions
-    keys = set(spec)
-    if not {"low", "high"} <= keys or not keys <= RANGE_KEYS:
-        raise SearchError(
-            f"{path}: {name} must be a range {{low, high}} (with log or step), not {spec!r}"
-        )
-    low, high = spec["low"], spec["high"]
-    log, step = bool(spec.get("log", False)), spec.get("step")
+    if not {"low", "high"} <= set(spec) or not set(spec) <= set(RANGE_KEYS):
+        raise error(f"a range is {{low, high}}, with log or step if needed, not {spec!r}")
+    low, high, step = spec["low"], spec["high"], spec.get("step")
+    log = spec.get("log", False)
+    if not isinstance(log, bool):
+        raise error(f"log must be true or false, not {log!r}")
+    integral = [isinstance(v, int) and not isinstance(v, bool) for v in (low, high)]
     try:
-        if all(isinstance(v, int) and not isinstance(v, bool) for v in (low, high)) and (
-            step is None or isinstance(step, int)
-        ):
+        if all(integral) and (step is None or isinstance(step, int)):
             return distributions.IntDistribution(low, high, log=log, step=step or 1)
         return distributions.FloatDistribution(float(low), float(high), log=log, step=step)
-    except (TypeError, ValueError) as error:
-        raise SearchError(f"{path}: {name}: {error}") from None
+    except (TypeError, ValueError) as problem:
+        raise error(str(problem)) from None

@@ -34,12 +34,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..engine.job import Failure, Outcome
+from ..engine.packing import Pool
 from ..engine.planning import make_plan
 from ..engine.run_loop import RunLoop
 from ..engine.scheduler import Node, Scheduler
 from ..engine.state import CANCELLED, DONE, FAILED, LOADED, WAITING, TaskRecord
 from ..errors import TaskFailed
-from ..model.tasks import task_id
+from ..model.tasks import needs_of, task_id
 from ..runners.base import Metric
 from .spec import SearchSpec, import_optuna
 from .study import CACHED, ERROR, RUN, TASK_ID, counted, interrupt, open_study
@@ -113,6 +114,11 @@ class SearchLoop(RunLoop):
         super().__init__(*args, **kwargs)
         self.search = search
         self.roots: set[str] = set(self.roots)
+        machine = kwargs.get("machine")
+        if machine is not None and self.runner.packs and needs_of(search.sample).gpus:
+            # RunLoop leaves GPUs out of a pool no planned task needs: trials come later.
+            pool = Pool.of(machine, self.runner.capacity)
+            self.scheduler = GrowingScheduler(self.plan.nodes, True, pool)
         self.scheduler.more = self._more
         self.window = max(1, self.runner.capacity) + LOOKAHEAD
         self.pending: list[Asked] = []

@@ -471,6 +471,7 @@ var STATE_TEXT = {
   failed: "Failed",
   lost: "Lost: its run process died"
 };
+var ROW_STEP = 200;
 var STATUS_TEXT = {
   running: "running",
   failed: "failed",
@@ -508,6 +509,29 @@ function render({ model, el, experimental }) {
   const staleNote = h("p", { class: "labnb-note labnb-warning", hidden: true });
   const typesBox = h("div", { class: "labnb-types" });
   const typeRows = /* @__PURE__ */ new Map();
+  const filterBox = h("div", {
+    class: "labnb-task-filter",
+    role: "group",
+    "aria-label": "Show tasks"
+  });
+  const filterButtons = /* @__PURE__ */ new Map();
+  const rowsNote = h("p", { class: "labnb-rows-note", hidden: true });
+  const rowsText = h("span");
+  const showMore = h("button", { type: "button", class: "labnb-button labnb-small" });
+  rowsNote.append(rowsText, " ", showMore);
+  const loadedNote = h("p", { class: "labnb-loaded-note", hidden: true });
+  const loadedText = h("span");
+  const showLoaded = h("button", { type: "button", class: "labnb-link", text: "Show them" });
+  loadedNote.append(loadedText, " ", showLoaded);
+  let loadedShown = false;
+  onPress(showLoaded, () => {
+    loadedShown = true;
+    updateRowsChrome();
+  });
+  onPress(showMore, () => {
+    const view = model.get("task_view") ?? {};
+    showTasks(showMore, view.status ?? "", (view.limit ?? ROW_STEP) + ROW_STEP);
+  });
   const tbody = h("tbody");
   const taskRows = /* @__PURE__ */ new Map();
   const emptyNote = h("p", { class: "labnb-empty", text: "No task has started yet." });
@@ -526,6 +550,7 @@ function render({ model, el, experimental }) {
           ["Elapsed", "labnb-num"],
           ["CPU", "labnb-num"],
           ["Memory", "labnb-num"],
+          ["Holds", "labnb-gpu"],
           ["Progress"]
         ].map(([name, className]) => h("th", { scope: "col", class: className, text: name })),
         h("th", { scope: "col" }, h("span", { class: "labnb-sr-only", text: "Actions" }))
@@ -533,6 +558,7 @@ function render({ model, el, experimental }) {
     ),
     tbody
   );
+  const scroller = h("div", { class: "labnb-scroll" }, table);
   let dismissedId = null;
   let opener = null;
   const logPanel = createLogPanel({ onClose: closeLogs, tracking: createMetricsPanel() });
@@ -551,7 +577,10 @@ function render({ model, el, experimental }) {
     failuresBox,
     typesBox,
     status.el,
-    h("div", { class: "labnb-scroll" }, table),
+    filterBox,
+    loadedNote,
+    scroller,
+    rowsNote,
     emptyNote,
     logPanel.el
   );
@@ -641,6 +670,7 @@ function render({ model, el, experimental }) {
       elapsed: h("td", { class: "labnb-num" }),
       cpu: h("td", { class: "labnb-num" }),
       memory: h("td", { class: "labnb-num" }),
+      holds: h("td", { class: "labnb-gpu" }),
       progress: h("div", { class: "labnb-task-progress" }),
       // filled when `progress` is set
       bar: null,
@@ -655,6 +685,7 @@ function render({ model, el, experimental }) {
       parts.elapsed,
       parts.cpu,
       parts.memory,
+      parts.holds,
       h("td", {}, parts.progress),
       h("td", { class: "labnb-actions" }, parts.logs)
     );
@@ -683,6 +714,7 @@ function render({ model, el, experimental }) {
     setText(p.elapsed, formatDuration(task.elapsed_s));
     setText(p.cpu, formatNumber(task.cpu_percent, "%"));
     setText(p.memory, formatNumber(task.memory_mb, " MB"));
+    setText(p.holds, holdsText(task));
     const progress = task.progress;
     if (progress) {
       if (!p.bar) {
@@ -703,9 +735,67 @@ function render({ model, el, experimental }) {
     }
     tr.classList.toggle("labnb-selected", task.id === logPanel.id);
   }
+  function showTasks(button, status2, limit) {
+    actions.run(button, "show_tasks", { status: status2, limit }, {
+      pending: `Loading${ELLIPSIS}`,
+      success: (reply) => `Showing ${reply.shown} of ${reply.matching}`,
+      failure: "Could not show those tasks"
+    });
+  }
+  function updateFilter() {
+    const s = summaryOf();
+    const view = model.get("task_view") ?? {};
+    const over = (s.state ?? "running") !== "running";
+    const choices = [
+      ["", "All", s.total],
+      ["running", "Running", s.running],
+      ["failed", "Failed", s.failed],
+      ["waiting", over ? "Not started" : "Waiting", over ? s.not_started : s.waiting],
+      ["done", "Done", (s.done ?? 0) - (s.loaded ?? 0)],
+      ["loaded", "Loaded", s.loaded],
+      ["cancelled", "Cancelled", s.cancelled]
+    ];
+    const current = view.status ?? "";
+    const buttons = [];
+    for (const [key, name, count] of choices) {
+      if (key && !count && key !== current) continue;
+      let button = filterButtons.get(key);
+      if (!button) {
+        button = h("button", { type: "button", class: "labnb-chip" });
+        button.labnbCount = h("span", { class: "labnb-chip-count" });
+        button.append(h("span", { text: name }), " ", button.labnbCount);
+        onPress(button, () => showTasks(button, key, ROW_STEP));
+        filterButtons.set(key, button);
+      }
+      button.firstChild.textContent = name;
+      setText(button.labnbCount, String(count ?? 0));
+      setAttr(button, "aria-pressed", String(key === current));
+      buttons.push(button);
+    }
+    filterBox.hidden = buttons.length <= 2 && !current;
+    if (!filterBox.hidden) filterBox.replaceChildren(...buttons);
+  }
   function updateTasks() {
     const tasks = model.get("tasks") ?? [];
     syncKeyed(tbody, taskRows, tasks, (t) => t.id, createTaskRow, updateTaskRow);
+    updateRowsChrome();
+  }
+  function updateRowsChrome() {
+    const tasks = model.get("tasks") ?? [];
+    const s = summaryOf();
+    const view = model.get("task_view") ?? {};
+    const allLoaded = Boolean(s.total) && s.loaded === s.total && !view.status;
+    loadedNote.hidden = !allLoaded || loadedShown;
+    setText(loadedText, `All ${s.total} tasks loaded from cache.`);
+    table.hidden = allLoaded && !loadedShown;
+    scroller.hidden = table.hidden;
+    const shown = view.shown ?? tasks.length;
+    const matching = view.matching ?? tasks.length;
+    rowsNote.hidden = table.hidden || shown >= matching;
+    setText(rowsText, `Showing ${shown} of ${matching} tasks.`);
+    setText(showMore, `Show ${Math.min(ROW_STEP, matching - shown)} more`);
+    updateFilter();
+    table.classList.toggle("labnb-with-holds", tasks.some((t) => t.resources));
     emptyNote.hidden = tasks.length > 0;
   }
   function markSelected() {
@@ -748,9 +838,13 @@ function render({ model, el, experimental }) {
   updateTasks();
   showLogTask();
   const unlisten = listen(model, {
-    "change:summary": updateSummary,
+    "change:summary": () => {
+      updateSummary();
+      updateRowsChrome();
+    },
     "change:types": updateTypes,
     "change:tasks": updateTasks,
+    "change:task_view": updateRowsChrome,
     "change:log_task": showLogTask
   });
   const followAdvice = () => {
@@ -777,8 +871,16 @@ function render({ model, el, experimental }) {
     root.remove();
   };
 }
+function holdsText(task) {
+  if (!task.resources) return "";
+  const use = [];
+  if (task.gpu_percent != null) use.push(formatNumber(task.gpu_percent, "%"));
+  if (task.gpu_memory_mb != null) use.push(formatNumber(task.gpu_memory_mb, " MB"));
+  return [task.resources, ...use].join(" \xB7 ");
+}
 var run_view_default = { render };
 export {
   BLOCKING_NOTE,
-  run_view_default as default
+  run_view_default as default,
+  holdsText
 };

@@ -123,6 +123,16 @@ class Catalog:
                 db.execute("SELECT type, count(*) FROM entries GROUP BY type ORDER BY type")
             )
 
+    def usage(self) -> list[tuple[str, int, int, float]]:
+        """Per task type: entries, bytes stored and the latest finish (a timestamp)."""
+        with self.index.reading() as db:
+            return list(
+                db.execute(
+                    "SELECT type, count(*), coalesce(sum(size), 0), max(finished) "
+                    "FROM entries GROUP BY type ORDER BY type"
+                )
+            )
+
     def columns(self, types: Iterable[Any] | None = None, prefix: str = "") -> list[str]:
         """The dynamic columns (``params.X``, ``metrics.Y``) entries of these types have."""
         with self.index.reading() as db:

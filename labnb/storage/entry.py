@@ -87,6 +87,8 @@ class IndexEntry:
     """The labnb run that computed it."""
     status: str = OK
     """The payload as last seen: ``ok``, ``missing`` or ``damaged`` (see ``Catalog.verify``)."""
+    config: str | None = None
+    """The digest of the config file the task was built from (``Index.read_config``)."""
 
     @property
     def duration(self) -> float:
@@ -120,6 +122,7 @@ class IndexEntry:
                 artifacts=None if artifacts is None else checked_name(artifacts),
                 run_id=raw.get("run_id"),
                 status=str(raw.get("status") or OK),
+                config=raw.get("config"),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise StorageError(f"index entry {task_id[:64]!r} is malformed ({exc!r})") from None

@@ -56,6 +56,8 @@ class TaskRow(NamedTuple):
     """The GPUs and cores it was given (``"GPU 0 · 4 CPUs"``), when it declared needs."""
     version: int = 0
     """The run's update that last changed this row."""
+    config: str | None = None
+    """The digest of the config file the task was built from (``Index.read_config``)."""
 
 
 class RunRow(NamedTuple):
@@ -124,6 +126,14 @@ class Index(ABC):
 
     @abstractmethod
     def read_logs(self, task_id: str) -> str | None: ...
+
+    @abstractmethod
+    def keep_configs(self, configs: Sequence[tuple[str, str, str]]) -> None:
+        """Keep config files, ``(digest, name, text)``; a digest already kept is left as it is."""
+
+    @abstractmethod
+    def read_config(self, digest: str) -> tuple[str, str] | None:
+        """``(name, text)`` of the config file kept under ``digest``, or None."""
 
     @abstractmethod
     def generation(self) -> int:
@@ -439,6 +449,15 @@ class SqliteIndex(Index):
         with self.reading() as db:
             row = db.execute("SELECT text FROM logs WHERE task_id = ?", (task_id,)).fetchone()
         return None if row is None else row[0]
+
+    def keep_configs(self, configs: Sequence[tuple[str, str, str]]) -> None:
+        if configs:
+            with self._writing() as db:
+                schema.write_configs(db, configs)
+
+    def read_config(self, digest: str) -> tuple[str, str] | None:
+        with self.reading() as db:
+            return schema.read_config(db, digest)
 
     def generation(self) -> int:
         with self.reading() as db:

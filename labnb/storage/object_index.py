@@ -7,6 +7,9 @@ are objects:
   after the worker's payload write returned, so a reader sees the old entry or
   the new one, never an entry pointing at a partial file.
 - ``logs/<task id>.txt``: the logs of each task's last run.
+- ``configs/<digest>.json``: a config file tasks were built from
+  (``{"name", "text"}``); entries name it by its digest, so writing it again
+  changes nothing.
 - ``generation``: a random number rewritten whenever entries change, so a
   reader notices another process's changes without listing.
 
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import secrets
 import sqlite3
 import threading
@@ -170,6 +174,23 @@ class ObjectIndex(Index):
             return bytes(self.fs.cat_file(self._logs_path(task_id))).decode(errors="replace")
         except FileNotFoundError:
             return None
+
+    def keep_configs(self, configs: Sequence[tuple[str, str, str]]) -> None:
+        self._put_many(
+            {
+                self._path("configs", digest + INDEX_SUFFIX): json.dumps(
+                    {"name": name, "text": schema.safe_text(text)}
+                ).encode()
+                for digest, name, text in configs
+            }
+        )
+
+    def read_config(self, digest: str) -> tuple[str, str] | None:
+        try:
+            data = json.loads(bytes(self.fs.cat_file(self._path("configs", digest + INDEX_SUFFIX))))
+        except (FileNotFoundError, ValueError):
+            return None
+        return str(data["name"]), str(data["text"])
 
     def generation(self) -> int:
         value = self._read_generation()

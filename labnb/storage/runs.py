@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..model.config_files import ConfigFile
 from .index import Index, RunRow, TaskRow
 
 if TYPE_CHECKING:
@@ -41,6 +42,8 @@ class TaskRun:
     error: str | None
     root: bool = False
     """Submitted by the user, not only a dependency of what was."""
+    config: str | None = None
+    """The digest of the config file the task was built from (``RunRecord.configs``)."""
 
     @property
     def duration_s(self) -> float | None:
@@ -72,6 +75,21 @@ class RunRecord:
     @property
     def done(self) -> bool:
         return self.status != RUNNING
+
+    def configs(self) -> list[ConfigFile]:
+        """The config files the run's tasks were built from (``labnb.sweep``, ``%%labtask
+        --config``), each once: those of submitted tasks first."""
+        ordered = sorted(self.tasks, key=lambda task: not task.root)
+        digests = dict.fromkeys(task.config for task in ordered if task.config)
+        found = (self._index.read_config(digest) for digest in digests)
+        return [ConfigFile(*kept) for kept in found if kept is not None]
+
+    @property
+    def config(self) -> ConfigFile | None:
+        """The config file the run's tasks were built from: None when they were built
+        in code; the submitted tasks' first when there were several (see ``configs``)."""
+        configs = self.configs()
+        return configs[0] if configs else None
 
     def refresh(self) -> RunRecord:
         """The record as it is now."""
@@ -163,6 +181,7 @@ def task_run(row: TaskRow) -> TaskRun:
         _when(row.finished),
         row.error,
         row.root,
+        row.config,
     )
 
 

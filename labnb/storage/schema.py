@@ -23,8 +23,14 @@ holds its live state (worker pid, progress, latest metrics), ``run_output``
 the text tasks print until their logs are committed, and ``runs.version``
 counts the run's updates, so a follower reads only what changed.
 
-Schema versions (``PRAGMA user_version``): 5 is this one; 4 did not record
-the GPUs and cores a running task holds (opening it adds the column); 3 had no live
+Config files that tasks were built from (``labnb.sweep``, ``%%labtask
+--config``) are kept once each, content-addressed, in ``configs`` (digest,
+name, text); an entry's ``config`` and a run task's ``config`` hold the
+digest, so the file a result came from can be shown and swept again.
+
+Schema versions (``PRAGMA user_version``): 6 is this one; 5 had no config
+files (opening it adds ``configs`` and the ``config`` columns); 4 did not
+record the GPUs and cores a running task holds (opening it adds the column); 3 had no live
 state (opening it adds the columns and ``run_output``); 2 had no runs or
 leases (opening it adds them); 0.1.0's index was a diskcache of pickled dicts
 (version 1, migrated by ``migrate.py``).
@@ -40,7 +46,7 @@ from typing import Any
 
 from .entry import IndexEntry, Tracking
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 PARAMS = "params."
 METRICS = "metrics."
 ENTRY_COLUMNS = (
@@ -60,6 +66,7 @@ ENTRY_COLUMNS = (
     "status",
     "params",
     "tracking",
+    "config",
     "search",
 )
 _CREATE = """
@@ -68,7 +75,7 @@ CREATE TABLE IF NOT EXISTS entries (
     format TEXT NOT NULL, file TEXT NOT NULL, size INTEGER NOT NULL, checksum TEXT NOT NULL,
     started REAL NOT NULL, finished REAL NOT NULL, run_id TEXT, mlflow_run_id TEXT,
     artifacts TEXT, status TEXT NOT NULL DEFAULT 'ok',
-    params TEXT NOT NULL, tracking TEXT NOT NULL, search TEXT NOT NULL
+    params TEXT NOT NULL, tracking TEXT NOT NULL, search TEXT NOT NULL, config TEXT
 );
 CREATE INDEX IF NOT EXISTS entries_by_type ON entries (type, started);
 CREATE INDEX IF NOT EXISTS entries_by_start ON entries (started);
@@ -90,13 +97,16 @@ CREATE TABLE IF NOT EXISTS run_tasks (
     run_id TEXT NOT NULL, task_id TEXT NOT NULL, type TEXT NOT NULL, label TEXT NOT NULL,
     status TEXT NOT NULL, started REAL, finished REAL, error TEXT,
     root INTEGER NOT NULL DEFAULT 0, pid INTEGER, progress TEXT, metrics TEXT, failure TEXT,
-    resources TEXT, version INTEGER NOT NULL DEFAULT 0,
+    resources TEXT, version INTEGER NOT NULL DEFAULT 0, config TEXT,
     PRIMARY KEY (run_id, task_id)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS run_output (
     seq INTEGER PRIMARY KEY, run_id TEXT NOT NULL, task_id TEXT NOT NULL, text TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS run_output_by_run ON run_output (run_id, seq);
+CREATE TABLE IF NOT EXISTS configs (
+    digest TEXT PRIMARY KEY, name TEXT NOT NULL, text TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS leases (task_id TEXT PRIMARY KEY, run_id TEXT NOT NULL);
 INSERT OR IGNORE INTO meta VALUES ('generation', 0);
 """
@@ -107,6 +117,7 @@ CHUNK = 500
 
 
 _ADDED_COLUMNS = {
+    "entries": ("config TEXT",),
     "runs": ("version INTEGER NOT NULL DEFAULT 0",),
     "run_tasks": (
         "root INTEGER NOT NULL DEFAULT 0",
@@ -116,10 +127,12 @@ _ADDED_COLUMNS = {
         "failure TEXT",
         "version INTEGER NOT NULL DEFAULT 0",
         "resources TEXT",
+        "config TEXT",
     ),
 }
-"""Columns later versions added to version 3's tables (``CREATE ... IF NOT EXISTS``
-keeps old tables): version 4 the live state, version 5 ``run_tasks.resources``."""
+"""Columns later versions added to older tables (``CREATE ... IF NOT EXISTS`` keeps old
+tables): version 4 the live state of ``runs`` and ``run_tasks``, version 5
+``run_tasks.resources``, version 6 ``config``."""
 
 
 def create(connection: sqlite3.Connection) -> None:
@@ -304,6 +317,7 @@ def _fixed_row(entry: IndexEntry) -> tuple[Any, ...]:
             },
             separators=(",", ":"),
         ),
+        entry.config,
         search.lower(),
     )
 
@@ -313,7 +327,7 @@ SELECT_ENTRY = f"SELECT {','.join(ENTRY_COLUMNS[:-1])} FROM entries"
 
 def entry_from_row(row: tuple[Any, ...]) -> IndexEntry:
     (task_id, type_, module, code_version, fmt, file, size, checksum, started, finished,
-     run_id, mlflow_run_id, artifacts, status, params, tracking) = row  # fmt: skip
+     run_id, mlflow_run_id, artifacts, status, params, tracking, config) = row  # fmt: skip
     return IndexEntry(
         task_id=task_id,
         type=type_,
@@ -331,6 +345,7 @@ def entry_from_row(row: tuple[Any, ...]) -> IndexEntry:
         artifacts=artifacts,
         run_id=run_id,
         status=status,
+        config=config,
     )
 
 
@@ -346,6 +361,21 @@ def delete(connection: sqlite3.Connection, task_ids: list[str]) -> None:
     for chunk in chunks(task_ids):
         connection.execute(f"DELETE FROM entries WHERE task_id IN ({marks(chunk)})", chunk)
         connection.execute(f"DELETE FROM logs WHERE task_id IN ({marks(chunk)})", chunk)
+
+
+def write_configs(connection: sqlite3.Connection, configs: Iterable[tuple[str, str, str]]) -> None:
+    """Keep config files, ``(digest, name, text)``: each text once, under its digest."""
+    connection.executemany(
+        "INSERT OR IGNORE INTO configs VALUES (?, ?, ?)",
+        [(digest, name, safe_text(text)) for digest, name, text in configs],
+    )
+
+
+def read_config(connection: sqlite3.Connection, digest: str) -> tuple[str, str] | None:
+    """``(name, text)`` of the config file kept under ``digest``."""
+    row = connection.execute("SELECT name, text FROM configs WHERE digest = ?", (digest,))
+    found = row.fetchone()
+    return None if found is None else (found[0], found[1])
 
 
 def write_logs(connection: sqlite3.Connection, logs: dict[str, str]) -> None:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import CacheError, StorageError
+from ..model.config_files import ConfigFile
 from .blobs import RESULTS, Blobs, LocalBlobs, PayloadWriter, checksum
 from .entry import DAMAGED, MISSING, IndexEntry
 from .index import Index, SqliteIndex
@@ -86,6 +87,11 @@ class Storage:
         """Entries of those of these tasks that are cached (one query, not one per task)."""
         return self.index.get_many(list(dict.fromkeys(task_ids)))
 
+    def config(self, digest: str | None) -> ConfigFile | None:
+        """The config file kept under ``digest`` (an entry's or run task's ``config``)."""
+        found = None if digest is None else self.index.read_config(digest)
+        return None if found is None else ConfigFile(*found)
+
     def entries(self) -> Iterator[IndexEntry]:
         """Every entry, oldest first (for whole-storage listings; the catalog pages)."""
         return iter(self.catalog.entries())
@@ -94,16 +100,16 @@ class Storage:
         """The payload of an entry, checked against its size and checksum (raises CorruptEntry)."""
         if self.blobs is None:
             raise CorruptEntry("nothing is stored without storage")
-        where = self.blobs.location(entry.file)
         try:
             data = self.blobs.read(entry.file)
         except (OSError, StorageError) as exc:
             self._mark(entry, MISSING)
+            where = self.blobs.location(entry.file)
             raise CorruptEntry(f"result file {where} is missing or unreadable ({exc})") from None
         problem = damage(data, entry)
         if problem:
             self._mark(entry, DAMAGED)
-            raise CorruptEntry(f"result file {where} {problem}")
+            raise CorruptEntry(f"result file {self.blobs.location(entry.file)} {problem}")
         return data
 
     def _mark(self, entry: IndexEntry, status: str) -> None:
