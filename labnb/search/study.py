@@ -160,7 +160,8 @@ def interrupt(study: optuna.Study, trials: list[tuple[int, dict[str, Any]]]) -> 
     study.set_user_attr(INTERRUPTED, sorted(interrupted(study) | {n for n, _ in trials}))
     with _quiet_optuna():
         for number, params in trials:
-            study.enqueue_trial(params, user_attrs={RETRY_OF: number})
+            if params:  # one killed before its parameters were stored is simply asked anew
+                study.enqueue_trial(params, user_attrs={RETRY_OF: number})
 
 
 def tidy(study: optuna.Study) -> int:
