@@ -10,6 +10,14 @@ render Mermaid in Markdown) as a drawing, elsewhere as the text.
 
 The arrows come from real tasks, not from annotations alone: a field
 annotated with a ``Protocol`` points at every type actually passed to it.
+
+``build_run_diagram(run)`` draws one run's task graph instead: a Mermaid
+``flowchart`` with a node per task of the run (its text, shortened), an arrow
+from each task to the tasks that use its result, and each node coloured by
+its state at that moment (waiting, running, done, loaded from the cache,
+failed, cancelled, or not started when the run ended first).
+``display_run_diagram(run)`` shows it as ``display_task_diagram`` does. A run
+found in a record whose tasks cannot be rebuilt here has nodes but no arrows.
 """
 
 from __future__ import annotations
@@ -20,7 +28,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .model.tasks import is_task, meta_of
+from .engine.state import RUNNING, WAITING
+from .model.tasks import dependencies_of, is_task, meta_of, task_id
 
 DIRECTIONS = ("TB", "BT", "LR", "RL")
 
@@ -56,7 +65,11 @@ def build_task_diagram(tasks: Sequence[Any], *, direction: str = "BT") -> str:
 
 def display_task_diagram(tasks: Sequence[Any], **kwargs: Any) -> None:
     """Show the diagram: drawn by JupyterLab in a notebook, printed as text elsewhere."""
-    text = build_task_diagram(tasks, **kwargs)
+    show_mermaid(build_task_diagram(tasks, **kwargs))
+
+
+def show_mermaid(text: str) -> None:
+    """Mermaid text as JupyterLab draws it (a Markdown block), or printed outside a kernel."""
     from .display.kernel import in_kernel
 
     if not in_kernel():
@@ -157,3 +170,66 @@ def format_type(hint: Any) -> str:
 
 
 __all__ = ["build_task_diagram", "display_task_diagram", "format_type"]
+
+
+# --- a run's task graph --------------------------------------------------------------
+
+STATE_STYLES = {
+    "waiting": "fill:#f6f8fa,stroke:#8c959f,color:#24292f",
+    "running": "fill:#ddf4ff,stroke:#0969da,color:#0a3069",
+    "done": "fill:#dafbe1,stroke:#1a7f37,color:#0f3d1e",
+    "loaded": "fill:#eaeef2,stroke:#57606a,color:#24292f",
+    "failed": "fill:#ffebe9,stroke:#cf222e,color:#82071e",
+    "cancelled": "fill:#fff8c5,stroke:#9a6700,color:#4d2d00",
+    "notstarted": "fill:#ffffff,stroke:#8c959f,color:#57606a,stroke-dasharray:4 3",
+}
+"""Node styles by task state; ``notstarted``: still waiting when its run ended."""
+LABEL_CHARACTERS = 60
+
+
+def build_run_diagram(run: Any, *, direction: str = "LR") -> str:
+    """The Mermaid ``flowchart`` of a run's tasks (a ``labnb.Run``), coloured by state."""
+    if direction not in DIRECTIONS:
+        raise ValueError(f"direction must be one of {DIRECTIONS}, not {direction!r}")
+    state = run.state
+    with state.lock:
+        ended = state.outcome != RUNNING
+        records = [
+            (
+                key,
+                record.task,
+                "notstarted" if ended and record.status == WAITING else record.status,
+            )
+            for key, record in state.items()
+        ]
+    ids = {key: f"t{index}" for index, (key, _, _) in enumerate(records)}
+    lines = ["flowchart " + direction]
+    by_state: dict[str, list[str]] = {}
+    for key, task, status in records:
+        lines.append(f'    {ids[key]}["{_label(task)}"]')
+        by_state.setdefault(status, []).append(ids[key])
+    for key, task, _ in records:
+        if is_task(task):
+            for dependency in dict.fromkeys(task_id(dep) for dep in dependencies_of(task)):
+                if dependency in ids:
+                    lines.append(f"    {ids[dependency]} --> {ids[key]}")
+    for status, style in STATE_STYLES.items():
+        if status in by_state:
+            lines.append(f"    classDef {status} {style}")
+            lines.append(f"    class {','.join(by_state[status])} {status}")
+    return "\n".join(lines) + "\n"
+
+
+def display_run_diagram(run: Any, **kwargs: Any) -> None:
+    """Show a run's task graph: drawn by JupyterLab in a notebook, printed as text elsewhere."""
+    show_mermaid(build_run_diagram(run, **kwargs))
+
+
+def _label(task: Any) -> str:
+    """A task's text for a node: shortened, with what Mermaid reads as markup escaped."""
+    text = repr(task)
+    if len(text) > LABEL_CHARACTERS:
+        text = text[: LABEL_CHARACTERS - 1] + "…"
+    return (
+        text.replace("&", "#amp;").replace('"', "#quot;").replace("<", "#lt;").replace(">", "#gt;")
+    )

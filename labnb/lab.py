@@ -20,15 +20,24 @@ from .engine.handles import LocalRun, RecordedRun, Run, attach_results, found_ru
 from .engine.job import RunSetup
 from .engine.machine import GpuChoice, this_machine
 from .engine.planning import Plan, make_plan
-from .engine.run_loop import RunLoop
+from .engine.run_loop import RunLoop, code_hashes
 from .engine.run_process import RunOrder, launch
 from .engine.state import CANCELLED, DONE, FAILED, LOADED, RUNNING, RunState
 from .engine.tracebacks import Sources, notebook_sources
 from .errors import CacheWarning, NotATask, RunLost, TaskFailed
 from .intask.tracking import tracking_setup
+from .model.code_hash import code_hash, same_code
 from .model.config_files import ConfigFile
 from .model.identity import decode
-from .model.tasks import attach_result_meta, is_task, meta_of, task_id, type_name_of
+from .model.tasks import (
+    attach_result_meta,
+    code_version_of,
+    is_task,
+    meta_of,
+    task_id,
+    task_type_for,
+    type_name_of,
+)
 from .runners.backends import runner_for
 from .runners.base import Runner
 from .runners.choice import make_runner
@@ -254,6 +263,7 @@ class Lab:
         """What must run; a task that needs more than this machine has is refused
         here, before anything starts (Ray's cluster is not this machine)."""
         plan = make_plan(tasks, self.storage, bust_cache)
+        _report_stale(plan)
         if self.runner.packs:
             for node in plan.nodes:
                 if node.needs.declared:
@@ -299,6 +309,7 @@ class Lab:
             runner=self._runner_name,
             max_workers=self.max_workers,
             gpus=self.machine.chosen,
+            code=code_hashes(plan),
             continue_on_failure=self.continue_on_failure,
             bust_cache=bust_cache,
             tasks=shipped,
@@ -405,7 +416,7 @@ class Lab:
         (another ``code_version``, or for a ``%%labtask`` cell, other cell code or
         inputs); returns how many were removed. ``lab.catalog.versions(task_type)``
         lists them first."""
-        return self.catalog.remove_older_versions(task_type, meta_of(task_type).code_version)
+        return self.catalog.remove_older_versions(task_type, code_version_of(task_type))
 
     def explain(self, task: Any) -> Explanation:
         """Why ``task`` is or is not cached: when and by which run it was computed,
@@ -483,9 +494,51 @@ class Lab:
 
     def cache_table(self, task_types: Sequence[type] | None = None) -> pd.DataFrame:
         """One row per cached task: type, id, ``params.<field>`` per parameter, timings,
-        size, and what the task logged (``params.X``, ``metrics.Y``, ``mlflow_run_id``)."""
+        size, what the task logged (``params.X``, ``metrics.Y``, ``mlflow_run_id``),
+        and ``stale``: made by an older version of its type's code than the one
+        defined now (False where that cannot be told)."""
         types = None if task_types is None else [type_name_of(cls) for cls in task_types]
-        return self.catalog.table(types)
+        table = self.catalog.table(types)
+        given = {meta_of(cls).type_name: cls for cls in task_types or ()}
+        current: dict[tuple[str, str], str | None] = {}
+        stale = set()
+        for key, (name, module, recorded) in self.catalog.code_hashes(types).items():
+            if (name, module) not in current:
+                cls = given.get(name) or _defined_now(module, name)
+                current[(name, module)] = None if cls is None else code_hash(cls)
+            if same_code(recorded, current[(name, module)]) is False:
+                stale.add(key)
+        table["stale"] = table["id"].isin(stale)
+        return table
+
+
+def _defined_now(module: str, name: str) -> type | None:
+    """The task type defined now under that name, if this process has one."""
+    try:
+        return task_type_for(module, name)
+    except LookupError:
+        return None
+
+
+def _report_stale(plan: Plan) -> None:
+    """One line per task type whose reused results an older version of its code
+    made: labtech's rule (no rerun for a code edit) stays, but not silently."""
+    stale: dict[str, int] = {}
+    current: dict[type, str] = {}
+    for key, recorded in plan.code.items():
+        cls = type(plan.tasks[key])
+        if cls not in current:
+            current[cls] = code_hash(cls)
+        if same_code(recorded, current[cls]) is False:
+            name = meta_of(cls).type_name
+            stale[name] = stale.get(name, 0) + 1
+    for name, count in stale.items():
+        print(
+            f"labnb: {count} result{'s' if count != 1 else ''} of {name} "
+            f"{'were' if count != 1 else 'was'} made by an older version of its code and "
+            "reused (see lab.explain(task); code_version='auto' reruns on edits)",
+            file=sys.stderr,
+        )
 
 
 def _check_tasks(tasks: Iterable[Any]) -> list[Any]:

@@ -10,7 +10,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from sample_tasks import Square, Total  # noqa: F401 - re-exported for the Ray tests
 
@@ -203,6 +203,25 @@ class DeclaresNeeds:
     """Reports what Ray reserved for it: shows that declared needs became Ray's options."""
 
     n: int
+
+    def run(self) -> dict[str, float]:
+        import ray
+
+        return ray.get_runtime_context().get_assigned_resources()
+
+
+@labnb.task(cache=None, resources={"cpus": 2})
+class ChoosesRayOptions:
+    """Asks Ray for a share of ``slot`` that depends on its parameter, as labtech's
+    ``runner_options()`` does; its class's ``ray_options`` and declared needs say otherwise."""
+
+    ray_options: ClassVar[dict] = {"resources": {"slot": 1}}
+
+    share: float
+
+    def runner_options(self) -> dict[str, Any]:
+        remote = {"num_cpus": "1", "resources": {"slot": self.share}}  # '1': as labtech's docs
+        return {"ray": {"remote_options": remote}}
 
     def run(self) -> dict[str, float]:
         import ray

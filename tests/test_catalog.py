@@ -208,6 +208,7 @@ def test_cache_table_reads_every_type_with_its_own_columns(lab: labnb.Lab):
     lab.run_tasks([Stamp(n=1)], disable_progress=True)
     assert list(lab.cache_table([Square]).columns) == [
         "type", "id", "params.x", "started", "finished", "duration_s", "size_bytes", "status",
+        "stale",
     ]  # fmt: skip
     table = lab.cache_table()
     assert len(table) == 13 and table["started"].is_monotonic_increasing

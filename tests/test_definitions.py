@@ -4,6 +4,7 @@ class of the same name in another module."""
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import pytest
 from sample_tasks import Square
@@ -104,3 +105,32 @@ def test_a_cycle_is_still_named_by_the_iterative_walk(tmp_path):
     object.__setattr__(first, "previous", second)  # only by mutating a frozen task
     with pytest.raises(labnb.CycleError, match="Link -> Link -> Link"):
         make_plan([second], open_storage(tmp_path / "s"), bust_cache=False)
+
+
+def test_a_deep_chain_of_tasks_has_a_short_repr_without_deep_recursion():
+    @labnb.task
+    class Step:
+        n: int
+        prev: Any = None
+
+        def run(self) -> int:
+            return self.n
+
+    task = None
+    for n in range(5000):
+        task = Step(n=n, prev=task)
+    name = Step.__qualname__  # as @dataclass writes it
+    assert repr(task) == (
+        f"{name}(n=4999, prev={name}(n=4998, prev={name}(n=4997, prev={name}(...))))"
+    )
+    assert repr(Step(n=1)) == f"{name}(n=1, prev=None)"
+
+    @labnb.task
+    class OwnRepr:
+        def __repr__(self) -> str:
+            return "mine"
+
+        def run(self) -> None:
+            return None
+
+    assert repr(OwnRepr()) == "mine"

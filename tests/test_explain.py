@@ -56,3 +56,22 @@ def test_nothing_of_the_type_is_cached(tmp_path: Path):
     lab = labnb.Lab(storage=tmp_path / "s", runner="thread")
     text = str(lab.explain(WithEnum(colour=Colour.RED, options={})))
     assert "is not cached, and nothing of type WithEnum is" in text
+
+
+def test_the_run_widget_says_why_a_task_ran_instead_of_loading(tmp_path: Path):
+    from labnb.display.widgets import RunView
+
+    lab = labnb.Lab(storage=tmp_path / "s", max_workers=2)
+    lab.run_tasks([Square(x=2)], disable_progress=True)
+    run = lab.submit([Square(x=2), Square(x=3)])
+    run.wait(60)
+    view = RunView(run.state, storage=lab.storage)
+    ran, loaded = labnb.task_id(Square(x=3)), labnb.task_id(Square(x=2))
+    reply = view._why({"id": ran})
+    assert reply["ok"], reply
+    # As it stood before the task ran: its own (new) entry is left out.
+    assert reply["text"].startswith("Square(x=3) is not cached.")
+    assert "params.x: 2 cached, 3 now" in reply["text"]
+    assert view._why({"id": loaded}) == {"ok": False, "error": "no task of this run that ran"}
+    assert view._why({"id": "../../etc"})["ok"] is False
+    view.close()

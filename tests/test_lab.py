@@ -101,6 +101,7 @@ def test_find_inspect_and_clear(make_lab):
         "duration_s",
         "size_bytes",
         "status",
+        "stale",
     ]
     assert sorted(table["params.colour"]) == ["Colour.BLUE", "Colour.RED"]
     assert (table["duration_s"] >= 0).all() and (table["size_bytes"] > 0).all()

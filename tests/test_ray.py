@@ -20,6 +20,7 @@ from ray_tasks import (
     Blob,
     BlobSizes,
     Chatty,
+    ChoosesRayOptions,
     DeclaresNeeds,
     Dies,
     DiesOnce,
@@ -246,6 +247,54 @@ def test_ray_options_on_a_task_class_reach_ray(make_lab):
 def test_declared_resources_become_ray_options(make_lab):
     assigned = make_lab().run_task(DeclaresNeeds(n=1), disable_progress=True)
     assert assigned["CPU"] == 2.0 and assigned["memory"] == 64 * 2**20, assigned
+
+
+def test_a_tasks_runner_options_reach_ray_and_win_over_class_options_and_declared_needs(
+    make_lab,
+):
+    tasks = [ChoosesRayOptions(share=0.25), ChoosesRayOptions(share=0.5)]
+    results = make_lab().run_tasks(tasks, disable_progress=True)
+    for task in tasks:
+        assert results[task]["slot"] == task.share, results[task]
+        assert results[task]["CPU"] == 1.0, results[task]
+
+
+@pytest.mark.parametrize(
+    ("given", "error"),
+    [
+        ([], "must return a dict"),
+        ({"ray": "fast"}, r"\['ray'\] must be a dict"),
+        ({"ray": {"remote_options": {"num_returns": 3}}}, "cannot set 'num_returns'"),
+        ({"ray": {"remote_options": {"num_cpus": "two"}}}, "num_cpus must be a number"),
+    ],
+)
+def test_runner_options_ray_cannot_use_are_refused_with_a_clear_error(given, error):
+    from labnb.runners.ray import task_options
+
+    class Odd:
+        def runner_options(self) -> Any:
+            return given
+
+    with pytest.raises((TypeError, ValueError), match=error):
+        task_options(Odd())
+
+
+def test_a_task_without_runner_options_asks_nothing_and_numbers_in_strings_are_numbers():
+    from labnb.runners.ray import task_options
+
+    assert task_options(Square(x=1)) == {}
+    assert task_options(ChoosesRayOptions(share=0.5)) == {"num_cpus": 1, "resources": {"slot": 0.5}}
+
+
+def test_ray_workers_cache_into_a_labtech_style_storage_of_the_users_own(make_lab, tmp_path):
+    from key_stores import DirectoryStorage
+
+    lab = make_lab(storage=DirectoryStorage(tmp_path / "mine"))
+    total = Total(parts=[Square(x=x) for x in range(3)])
+    assert lab.run_tasks([total], disable_progress=True) == {total: 5}
+    again = labnb.Lab(storage=DirectoryStorage(tmp_path / "mine"), runner="serial")
+    assert sorted(task.x for task in again.cached_tasks([Square])) == [0, 1, 2]
+    assert again.is_cached(total)
 
 
 def test_an_unimportable_task_class_fails_clearly(make_lab, tmp_path, monkeypatch):

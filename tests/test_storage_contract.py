@@ -2,12 +2,14 @@
 
 Run alike against ``LocalStorage`` (a directory with ``catalog.sqlite``) and
 ``FsspecStorage`` on fsspec's in-memory and local filesystems and on a real S3
-server (moto). Entries appear only once their payload is complete, damaged
-payloads are ``CorruptEntry``, replaced and removed payloads are deleted, a
-second instance on the same location (another process, another machine) sees
-everything the first one committed, the catalog answers the same queries the
-same way, housekeeping removes only what nothing references, and names read
-from an index never lead outside the storage.
+server (moto), and, for the promises that do not look at files, against a
+user's labtech-style ``Storage`` subclass (``key_stores``). Entries appear
+only once their payload is complete, damaged payloads are ``CorruptEntry``,
+replaced and removed payloads are deleted, a second instance on the same
+location (another process, another machine) sees everything the first one
+committed, the catalog answers the same queries the same way, housekeeping
+removes only what nothing references, and names read from an index never lead
+outside the storage.
 
 Only Ray-free parts: the Lab tests use the process, thread and serial runners.
 """
@@ -26,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from key_stores import DirectoryStorage
 from ray_tasks import LogsArtifact
 from s3_server import moto_s3
 from sample_tasks import Chatty, Square, Tally, Total
@@ -44,6 +47,10 @@ from labnb.storage import (
 
 BACKENDS = ["local", "memory", "file", "s3"]
 FSSPEC_BACKENDS = ["memory", "file", "s3"]
+KEYED = "labtech-style"
+"""A user's ``Storage`` subclass of labtech's four methods (``key_stores.DirectoryStorage``),
+for the promises that do not look at a storage's files."""
+LAYOUT_FREE = [*BACKENDS, KEYED]
 MakeStorage = Callable[..., Storage]
 
 TASK = "ab" * 16
@@ -77,7 +84,7 @@ def location(backend: str, tmp_path: Path, request: pytest.FixtureRequest):
     put files just outside the storage.
     """
     name = uuid.uuid4().hex[:12]
-    if backend == "local":
+    if backend in ("local", KEYED):
         yield tmp_path / "store", {}
     elif backend == "memory":
         pytest.importorskip("fsspec")
@@ -102,6 +109,8 @@ def make_storage(location, backend: str) -> MakeStorage:
     def make(**extra: Any) -> Storage:
         if backend == "local":
             return LocalStorage(where)
+        if backend == KEYED:
+            return DirectoryStorage(where)
         return FsspecStorage(where, **options, **extra)
 
     return make
@@ -184,6 +193,7 @@ def entry_for(stored: StoredFile, task_id: str = TASK, **extra: Any) -> IndexEnt
 # --- the Storage interface -------------------------------------------------------
 
 
+@on(*LAYOUT_FREE)
 def test_a_committed_entry_is_found_read_and_listed_with_its_logs(make_storage: MakeStorage):
     storage = make_storage()
     before = storage.generation()
@@ -205,16 +215,18 @@ def test_a_committed_entry_is_found_read_and_listed_with_its_logs(make_storage: 
     assert other.generation() == storage.generation()
 
 
+@on(*LAYOUT_FREE)
 def test_many_lookups_in_one_call_find_what_single_lookups_find(make_storage: MakeStorage):
     storage = make_storage()
     stored = storage.writer()(TASK, ".pkl", b"payload bytes")
     storage.commit([(TASK, entry_for(stored), "")])
-    other = make_storage(listing_seconds=0) if not isinstance(storage, LocalStorage) else storage
+    other = make_storage(listing_seconds=0) if isinstance(storage, FsspecStorage) else storage
     for reader in (storage, other):
         assert reader.lookup_many([TASK, OTHER, TASK]) == {TASK: reader.lookup(TASK)}
         assert reader.lookup_many([]) == {}
 
 
+@on(*LAYOUT_FREE)
 def test_committing_nothing_changes_nothing(make_storage: MakeStorage):
     storage = make_storage()
     before = storage.generation()
@@ -231,6 +243,7 @@ def test_the_payload_writer_survives_pickling(make_storage: MakeStorage):
     assert make_storage().read(entry_for(stored)) == b"from a worker"
 
 
+@on(*LAYOUT_FREE)
 def test_two_writes_of_one_task_never_share_a_file(make_storage: MakeStorage):
     writer = make_storage().writer()
     names = {writer(TASK, ".pkl", b"same").name for _ in range(5)}
@@ -474,6 +487,7 @@ def _ids(rows: list[dict[str, Any]]) -> list[str]:
     return [row["id"] for row in rows]
 
 
+@on(*LAYOUT_FREE)
 @pytest.mark.parametrize("view", ["writer", "another instance"])
 def test_catalog_queries_give_the_same_answers_on_every_backend(
     make_storage: MakeStorage, view: str
@@ -530,6 +544,7 @@ def test_catalog_queries_give_the_same_answers_on_every_backend(
     assert list(table["params.model"]) == ["svm", "svm", "tree", "tree"]
 
 
+@on(*LAYOUT_FREE)
 def test_catalog_remove_by_query_forgets_only_the_matches(make_storage: MakeStorage):
     storage = make_storage()
     entries = _catalog_entries(storage)
@@ -605,6 +620,7 @@ def test_gc_reclaims_an_orphan_artifact_folder_and_counts_its_bytes(
 # --- a Lab on it ---------------------------------------------------------------------------
 
 
+@on(*LAYOUT_FREE)
 def test_a_lab_runs_caches_and_finds_tasks(make_storage: MakeStorage, backend: str, tmp_path):
     # Worker processes reach local paths, file:// and S3; memory:// stays in one process.
     runner = "thread" if backend == "memory" else "process"

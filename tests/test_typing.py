@@ -7,7 +7,8 @@ import textwrap
 import pytest
 
 GOOD = """
-    from typing import Protocol
+    from collections.abc import Sequence
+    from typing import IO, Protocol
 
     import labnb
 
@@ -38,6 +39,24 @@ GOOD = """
     name: str = experiment.name
     seed: int = Model(seed=1, C=2.0).seed
     results: dict = labnb.Lab(storage=None).run_tasks([Model(seed=2)])
+
+
+    class KeyValueStorage(labnb.storage.Storage):  # labtech's four methods, typed as its docs
+        def find_keys(self) -> Sequence[str]:
+            return []
+
+        def exists(self, key: str) -> bool:
+            return False
+
+        def file_handle(self, key: str, filename: str, *, mode: str = "r") -> IO:
+            return open(f"{key}-{filename}", mode)
+
+        def delete(self, key: str) -> None:
+            return None
+
+
+    mine: labnb.storage.Storage = KeyValueStorage()
+    labnb.Lab(storage=mine)
 """
 
 BAD = """

@@ -239,3 +239,21 @@ test("a fully cached rerun is one line, with its table a click away", () => {
   assert.equal(el.querySelector(".labnb-tasks").hidden, false);
   assert.equal(note.hidden, true);
 });
+
+test("Why? asks the kernel why a task ran and shows the answer under its name", async () => {
+  assert.equal(row("4").querySelector("button[title^='Why']").hidden, false); // done: it ran
+  model.update({ tasks: [...initial().tasks, task("5", "loaded")] });
+  assert.equal(row("5").querySelector("button[title^='Why']").hidden, true); // loaded: it did not
+  row("4").querySelector("button[title^='Why']").click();
+  kernel.answer({ ok: true, text: "Square(x=4) is not cached. The nearest differ in: x" });
+  await flush();
+  assert.deepEqual(
+    { name: kernel.calls.at(-1).name, msg: kernel.calls.at(-1).msg },
+    { name: "why", msg: { id: "4" } },
+  );
+  const why = row("4").querySelector(".labnb-why");
+  assert.equal(why.hidden, false);
+  assert.match(why.textContent, /The nearest differ in: x/);
+  row("4").querySelector("button[title^='Why']").click(); // folds it away
+  assert.equal(why.hidden, true);
+});

@@ -27,6 +27,7 @@ from typing import Any, ClassVar
 import anywidget
 import traitlets
 
+from ..engine.explain import explain
 from ..engine.machine import gpu_usage
 from ..engine.state import CANCELLED, DONE, FAILED, LOADED, RUNNING, WAITING, RunState
 from ..storage import IndexEntry, QueryError, Tracking
@@ -265,6 +266,7 @@ class RunView(LiveView):
         "open_logs": "_open_logs",
         "close_logs": "_close_logs",
         "show_tasks": "_show_tasks",
+        "why": "_why",
     }
 
     def __init__(
@@ -543,6 +545,17 @@ class RunView(LiveView):
         self._log_id = ""
         self.log_task = dict(CLOSED_LOG)
         return {"ok": True}
+
+    def _why(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """``{"id": ...}`` of a task this run computed: why it was not loaded from
+        the cache (``lab.explain``, as it stood before the task ran)."""
+        key = _task_id_from(payload)
+        record = self._state.records.get(key) if key is not None else None
+        if record is None or record.status == LOADED:
+            return {"ok": False, "error": "no task of this run that ran"}
+        if self._storage is None or not hasattr(record.task, "_labnb_meta"):
+            return {"ok": False, "error": "this run's storage is not at hand here"}
+        return {"ok": True, "text": str(explain(record.task, self._storage, why_it_ran=True))}
 
     def _show_tasks(self, payload: dict[str, Any]) -> dict[str, Any]:
         """``{"status": "failed", "limit": 400}``: the rows to show (``task_view``)."""

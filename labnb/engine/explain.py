@@ -5,7 +5,8 @@ A task is found in the cache by its id, which hashes its type name, its
 is the cached entries of its type that come nearest, and exactly what differs
 from each: which parameters (cached value, value now), the ``code_version``, the
 module that defined the type. The comparison is on the stored encoding of the
-parameters, the same one the id is made from.
+parameters, the same one the id is made from. A cached task whose type's code
+changed since its result was made is said to be stale.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from ..model.code_hash import code_hash, same_code
 from ..model.config_files import ConfigFile
-from ..model.tasks import meta_of, stored_params, task_id
+from ..model.tasks import code_version_of, meta_of, stored_params, task_id
 from ..storage import IndexEntry, Storage
 from ..storage.schema import cell_value
 
@@ -48,6 +50,8 @@ class Explanation:
     """Not cached: the nearest cached entries of its type, and what differs."""
     config: ConfigFile | None = None
     """Cached: the config file it was computed from (``labnb.sweep``), if any."""
+    stale: bool = False
+    """Cached, but by an older version of its type's code (``model.code_hash``)."""
 
     def __str__(self) -> str:
         label = repr(self.task)
@@ -56,7 +60,13 @@ class Explanation:
             state = "cached" if self.usable else f"cached but not usable ({self._why_not()})"
             run = f" by run {self.entry.run_id}" if self.entry.run_id else ""
             config = "" if self.config is None else f", from config {self.config.name}"
-            return f"{label} is {state}: computed {when}{run}{config}."
+            stale = (
+                " It was made by an older version of its code: its methods, or functions "
+                "they call, changed since (code_version='auto' reruns on such edits)."
+                if self.stale
+                else ""
+            )
+            return f"{label} is {state}: computed {when}{run}{config}.{stale}"
         if not self.nearest:
             return f"{label} is not cached, and nothing of type {meta_of(self.task).type_name} is."
         lines = [f"{label} is not cached. The nearest cached entries of its type differ in:"]
@@ -74,15 +84,24 @@ class Explanation:
         return f"stored as {self.entry.format}, the type now caches as another format"
 
 
-def explain(task: Any, storage: Storage) -> Explanation:
+def explain(task: Any, storage: Storage, why_it_ran: bool = False) -> Explanation:
+    """``why_it_ran``: for a task a run computed (now cached), leave its own entry
+    out and answer as before it ran: which cached entries came nearest, and what
+    differs from each (the run widget's "Why?")."""
     meta = meta_of(task)
-    entry = storage.lookup(task_id(task))
+    key = task_id(task)
+    entry = None if why_it_ran else storage.lookup(key)
     if entry is not None:
         fmt = meta.format
         usable = entry.status == "ok" and fmt is not None and entry.format == fmt.name
-        return Explanation(task, entry, usable, (), storage.config(entry.config))
+        stale = same_code(entry.code, code_hash(type(task))) is False
+        return Explanation(task, entry, usable, (), storage.config(entry.config), stale)
     params = stored_params(task)
-    candidates = storage.catalog.entries([meta.type_name])[-SCANNED:]
+    candidates = [
+        other
+        for other in storage.catalog.entries([meta.type_name])[-SCANNED:]
+        if other.task_id != key
+    ]
     compared = [(other, _differences(task, params, other)) for other in candidates]
     compared.sort(key=lambda item: (len(item[1]), -item[0].finished))
     return Explanation(task, None, False, tuple(compared[:NEAREST]))
@@ -95,8 +114,9 @@ def _differences(task: Any, params: dict[str, Any], entry: IndexEntry) -> tuple[
         for name in sorted(set(params) | set(entry.params))
         if params.get(name) != entry.params.get(name)
     ]
-    if entry.code_version != meta.code_version:
-        found.append(Difference("code_version", entry.code_version, meta.code_version))
+    version = code_version_of(task)
+    if entry.code_version != version:
+        found.append(Difference("code_version", entry.code_version, version))
     if entry.module and entry.module != meta.module:
         found.append(Difference("module", entry.module, meta.module))
     return tuple(found)

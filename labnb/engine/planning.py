@@ -35,6 +35,8 @@ class Plan:
     """mlflow run ids of loaded tasks that were mlflow runs."""
     timings: dict[str, tuple[float, float]] = field(default_factory=dict)
     """When loaded tasks' results were computed: (started, finished)."""
+    code: dict[str, str] = field(default_factory=dict)
+    """The code hash that computed each loaded result, where its entry recorded one."""
 
 
 def check_acyclic(roots: Sequence[Any]) -> None:
@@ -122,6 +124,8 @@ def _make_plan(
             if found is not None and entry is not None:
                 plan.loaded[key], run_id = found
                 plan.timings[key] = (entry.started, entry.finished)
+                if entry.code is not None:
+                    plan.code[key] = entry.code
                 if run_id:
                     plan.run_ids[key] = run_id
                 continue

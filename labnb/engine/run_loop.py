@@ -16,7 +16,15 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import TaskFailed
-from ..model.tasks import config_origin, dependencies_of, meta_of, stored_params, task_id
+from ..model.code_hash import code_hash
+from ..model.tasks import (
+    AUTO,
+    config_origin,
+    dependencies_of,
+    meta_of,
+    stored_params,
+    task_id,
+)
 from ..runners.base import Metric, Output, Progress, Runner, Started
 from ..storage import IndexEntry, Record, Storage, Tracking
 from ..storage.index import TaskRow
@@ -55,8 +63,11 @@ class RunLoop:
         run_id: str | None = None,
         roots: set[str] | frozenset[str] = frozenset(),
         machine: Machine | None = None,
+        code: dict[str, str] | None = None,
     ) -> None:
-        """``machine``: what a runner that packs tasks (a local one) packs them onto."""
+        """``machine``: what a runner that packs tasks (a local one) packs them onto.
+        ``code``: each task type's code hash (``code_hashes``), taken where the run
+        was asked for: there the user's own classes and their source are."""
         self.plan = plan
         self.storage = storage
         self.runner = runner
@@ -67,6 +78,7 @@ class RunLoop:
             gpus = any(node.needs.gpus for node in plan.nodes)
             pool = Pool.of(machine, runner.capacity, gpus)
         self.scheduler = self.scheduler_type(plan.nodes, continue_on_failure, pool)
+        self.code = code if code is not None else code_hashes(plan)
         self.payloads = dict(plan.loaded)
         self.run_ids = dict(plan.run_ids)
         self.failures: dict[str, TaskFailed] = {}
@@ -304,11 +316,12 @@ class RunLoop:
         entry = None
         meta = meta_of(task)
         if outcome.stored is not None and meta.format is not None:
+            code = self.code.get(type_key(task))
             entry = IndexEntry(
                 task_id=key,
                 type=meta.type_name,
                 module=meta.module,
-                code_version=meta.code_version,
+                code_version=code if meta.code_version == AUTO else meta.code_version,
                 params=stored_params(task),
                 format=meta.format.name,
                 file=outcome.stored.name,
@@ -321,6 +334,7 @@ class RunLoop:
                 artifacts=outcome.artifacts,
                 run_id=self.claims.run_id,
                 config=self._configs.get(key),
+                code=code,
             )
         return key, entry, logs
 
@@ -330,6 +344,17 @@ class RunLoop:
             self.state.records[key].error = error
         if self.first_failure is None:
             self.first_failure = error
+
+
+def type_key(task: Any) -> str:
+    meta = meta_of(task)
+    return f"{meta.module}:{meta.type_name}"
+
+
+def code_hashes(plan: Plan) -> dict[str, str]:
+    """The code hash of each task type the plan runs, by ``type_key``."""
+    types_ = {type_key(plan.tasks[node.key]): type(plan.tasks[node.key]) for node in plan.nodes}
+    return {key: code_hash(cls) for key, cls in types_.items()}
 
 
 def _failure_json(error: TaskFailed) -> str:

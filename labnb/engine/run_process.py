@@ -57,6 +57,8 @@ class RunOrder:
     max_workers: int
     gpus: list[int] | None
     """The GPUs the Lab may give tasks (``Lab(gpus=...)`` checked; None: all NVML finds)."""
+    code: dict[str, str]
+    """Each task type's code hash, taken by the caller (``run_loop.code_hashes``)."""
     continue_on_failure: bool
     bust_cache: bool
     tasks: bytes
@@ -174,6 +176,7 @@ def _prepare(order: RunOrder, context: bytes) -> Any:
         order.run_id,
         root_ids,
         machine=this_machine(order.gpus),
+        code=order.code,
     )
     return loop
 

@@ -10,7 +10,6 @@ content hash are refused with a message naming them.
 
 from __future__ import annotations
 
-import ast
 import hashlib
 import inspect
 import pickle
@@ -19,6 +18,7 @@ import types
 from typing import Any
 
 from ..errors import LabnbError
+from ..model.code_hash import normalised_source
 
 
 class Unfingerprintable(LabnbError, TypeError):
@@ -68,30 +68,6 @@ def _feed(digest: Any, value: Any, depth: int, seen: set[int]) -> None:
             digest.update(pickle.dumps(value, protocol=4))
         except Exception as error:
             raise Unfingerprintable(str(error)) from None
-
-
-def normalised_source(source: str) -> str:
-    """``source`` as its syntax tree, without docstrings: comments, blank lines,
-    formatting and docstrings change nothing, so only an edit that can change a
-    result changes a cache key. Source that does not parse is used as it is."""
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:
-        return source
-    for node in ast.walk(tree):
-        body = getattr(node, "body", None)
-        if (
-            isinstance(node, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
-            and isinstance(body, list)
-            and body
-            and isinstance(body[0], ast.Expr)
-            and isinstance(body[0].value, ast.Constant)
-            and isinstance(body[0].value.value, str)
-            # A cell that is only a string returns it: that string is its result.
-            and not (isinstance(node, ast.Module) and len(body) == 1)
-        ):
-            node.body = body[1:] or [ast.Pass()]
-    return ast.dump(tree)
 
 
 def _feed_code(digest: Any, value: Any) -> bool:

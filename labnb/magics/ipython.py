@@ -18,7 +18,7 @@ from IPython.display import display
 from ..errors import ConfigError
 from ..lab import DEFAULT_STORAGE, Lab
 from ..model.resources import format_size
-from ..model.tasks import attach_config, meta_of, normalise, task_id
+from ..model.tasks import attach_config, code_version_of, normalise, task_id
 from ..storage.runs import RUNNING, read_runs
 from ..storage.schema import PARAMS
 from .cells import (
@@ -205,7 +205,7 @@ def status_text(lab: Lab, cells: dict[str, type] | None = None) -> str:
             f"pid {record.pid}): {done} of {len(record.tasks)} done{extra}"
         )
     for name, task_type in sorted((cells or {}).items()):
-        current = meta_of(task_type).code_version
+        current = code_version_of(task_type)
         versions = lab.catalog.versions(task_type)
         now = sum(count for version, count, _ in versions if version == current)
         older = sum(count for version, count, _ in versions if version != current)

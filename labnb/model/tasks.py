@@ -25,6 +25,7 @@ from typing_extensions import dataclass_transform
 
 from ..errors import MissingRun, ParameterError, ResultNotAvailable, TaskDefinitionError
 from .caches import NullCache, as_format
+from .code_hash import code_hash
 from .formats import PickleFormat, ResultFormat
 from .identity import encode, hash_identity, resolve
 from .resources import UNDECLARED, Resources, parse_resources
@@ -115,6 +116,19 @@ def meta_of(task_or_type: Any) -> TaskMeta:
     if meta is None:
         raise TypeError(f"{task_or_type!r} is not a labnb task type")
     return meta
+
+
+AUTO = "auto"
+"""``code_version="auto"``: the task type's code hash is its code version."""
+
+
+def code_version_of(task_or_type: Any) -> str | None:
+    """The ``code_version`` in a task's id: the declared one, or with ``"auto"``
+    the hash of its type's code now (``code_hash``), so an edit reruns."""
+    meta = meta_of(task_or_type)
+    if meta.code_version != AUTO:
+        return meta.code_version
+    return code_hash(task_or_type if isinstance(task_or_type, type) else type(task_or_type))
 
 
 def needs_of(task: Any) -> Resources:
@@ -214,7 +228,9 @@ def task(
     ``PickleCache()``, ``NullCache()`` or a ``BaseCache`` subclass; ``None``
     never caches), ``max_parallel`` bounds how many tasks of this type run at
     once, ``mlflow_run`` makes each execution an mlflow run and
-    ``code_version`` is part of the id: bump it when ``run()`` changes meaning.
+    ``code_version`` is part of the id: bump it when ``run()`` changes meaning,
+    or say ``"auto"`` to make the hash of the type's code the version, so that
+    an edit of its methods (or of the functions they call) reruns by itself.
     ``timeout``: seconds a task may run; one that runs longer is stopped and
     fails alone (process runner; threads cannot be stopped). Not part of the id.
     ``resources``: what one execution needs, ``{"cpus": 4, "gpus": 1,
@@ -260,7 +276,8 @@ def _make_task_type(
     if hook is _post_init:
         hook = cls._labnb_meta.user_post_init
     cls.__post_init__ = _post_init  # before @dataclass, so its __init__ calls it
-    cls = dataclasses.dataclass(frozen=True, eq=False)(cls)
+    own_repr = "__repr__" in vars(cls)
+    cls = dataclasses.dataclass(frozen=True, eq=False, repr=own_repr)(cls)
     cls._labnb_meta = TaskMeta(
         type_name=cls.__qualname__,
         module=cls.__module__,
@@ -273,6 +290,8 @@ def _make_task_type(
     )
     for name, member in _TASK_MEMBERS.items():
         setattr(cls, name, member)
+    if not own_repr:
+        cls.__repr__ = _repr
     for name, default in _DEFAULT_HOOKS.items():
         if not hasattr(cls, name):  # the user's own (or a parent task type's) hook wins
             setattr(cls, name, default)
@@ -359,7 +378,8 @@ def _compute_ids(root: Any) -> None:
         if finishing:
             meta = task._labnb_meta
             params = {name: encode(getattr(task, name)) for name in meta.fields}
-            task.__dict__["_labnb_id"] = hash_identity(meta.type_name, meta.code_version, params)
+            version = code_version_of(task)
+            task.__dict__["_labnb_id"] = hash_identity(meta.type_name, version, params)
             in_progress.discard(id(task))
             continue
         if id(task) in in_progress:
@@ -507,6 +527,25 @@ def _context(self: Any) -> Any:
     return context
 
 
+REPR_DEPTH = 3
+"""Nested tasks shown in a task's repr; deeper ones are ``Type(...)``."""
+
+
+def _repr(self: Any, depth: int = 0) -> str:
+    """As ``@dataclass`` writes it (``Fit(C=1.0, data=Load(n=3))``), but a task
+    nested deeper than ``REPR_DEPTH`` is ``Load(...)``: a chain of 10,000
+    dependent tasks must not recurse 10,000 frames to name its last task."""
+    name = type(self).__qualname__
+    if depth >= REPR_DEPTH:
+        return f"{name}(...)"
+    parts = []
+    for field in self._labnb_meta.fields:
+        value = getattr(self, field)
+        shown = _repr(value, depth + 1) if is_task(value) else repr(value)
+        parts.append(f"{field}={shown}")
+    return f"{name}({', '.join(parts)})"
+
+
 def _getstate(self: Any) -> dict[str, Any]:
     # Results and context stay behind: they travel separately, once per run.
     state = {name: getattr(self, name) for name in self._labnb_meta.fields}
@@ -534,8 +573,8 @@ _TASK_MEMBERS: dict[str, Any] = {
     "set_context": _set_context,
     # labnb's id already includes code_version, so a result it loads always
     # has the version the decorator declares now: the two are the same.
-    "code_version": property(lambda self: self._labnb_meta.code_version),
-    "current_code_version": property(lambda self: self._labnb_meta.code_version),
+    "code_version": property(code_version_of),
+    "current_code_version": property(code_version_of),
     "cache_key": property(lambda self: self._labnb_id),
 }
 _DEFAULT_HOOKS: dict[str, Any] = {

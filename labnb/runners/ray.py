@@ -54,6 +54,14 @@ A task's declared needs (``@labnb.task(resources=...)`` or its
 no Ray equivalent (Ray's fractional GPUs are shares, not bytes) and is not
 passed; say ``ray_options = {"num_gpus": 0.5}`` to share GPUs on Ray.
 
+labtech's way works too: a task's ``runner_options()`` method may return
+``{'ray': {'remote_options': {...}}}``, computed from its parameters, so one
+type's tasks can ask for different resources. Precedence, the more specific
+the later: the runner's ``task_options``, then declared needs, then the
+class's ``ray_options``, then the task's ``runner_options()``. A number
+written as a string (``'num_cpus': '2'``, as labtech's docs write it) is read
+as that number.
+
 Per-type ``max_parallel`` stays labnb's: its scheduler never submits more
 tasks of a type than that, so Ray never runs more.
 """
@@ -66,7 +74,7 @@ import os
 import secrets
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -410,7 +418,7 @@ class RayRunner(Runner):
         self._sink: Any = None
         self._run = 0
         self._box_ref: Any = None
-        self._options: dict[tuple[type, Resources], Any] = {}
+        self._options: dict[Hashable, Any] = {}
         self._pending: dict[Any, _Pending] = {}
         self._payloads: list[_RayPayload] = []
         self._put_refs: dict[str, Any] = {}
@@ -451,9 +459,8 @@ class RayRunner(Runner):
         formats = [(task_id, payload.format) for task_id, payload in job.dependencies.items()]
         data = [self._ref_for(task_id, payload) for task_id, payload in job.dependencies.items()]
         shipped = dataclasses.replace(job, dependencies={})  # they travel as object refs
-        report, payload = self._options_for(type(job.task), needs_of(job.task)).remote(
-            [self._box_ref], (shipped, formats), *data
-        )
+        remote = self._options_for(type(job.task), needs_of(job.task), task_options(job.task))
+        report, payload = remote.remote([self._box_ref], (shipped, formats), *data)
         self._pending[report] = _Pending(job.task_id, report, payload)
 
     def poll(self, timeout: float) -> list[Event]:
@@ -519,8 +526,11 @@ class RayRunner(Runner):
         actor = self._ray.remote(num_cpus=0, max_concurrency=1)(_Sink)
         return actor.options(scheduling_strategy=strategy).remote()
 
-    def _options_for(self, cls: type, needs: Resources) -> Any:
-        remote = self._options.get((cls, needs))
+    def _options_for(self, cls: type, needs: Resources, own: dict[str, Any]) -> Any:
+        """The remote function with this task's options (``own``: its ``runner_options()``),
+        made once per distinct options (those with unhashable values: each time)."""
+        key = _frozen((cls, needs, own))
+        remote = None if key is None else self._options.get(key)
         if remote is None:
             options: dict[str, Any] = {
                 "num_returns": 2,
@@ -531,8 +541,10 @@ class RayRunner(Runner):
             options.update(self.task_options)
             options.update(ray_resources(needs))
             options.update(_check_options(getattr(cls, "ray_options", None) or {}, cls))
+            options.update(own)
             remote = self._remote.options(**options)
-            self._options[(cls, needs)] = remote
+            if key is not None:
+                self._options[key] = remote
         return remote
 
     def _ref_for(self, task_id: str, payload: Payload) -> Any:
@@ -654,6 +666,51 @@ def ray_resources(needs: Resources) -> dict[str, Any]:
     if needs.memory is not None:
         options["memory"] = needs.memory
     return options
+
+
+NUMERIC_OPTIONS = ("num_cpus", "num_gpus", "memory")
+
+
+def task_options(task: Any) -> dict[str, Any]:
+    """The Ray options a task's ``runner_options()`` asks for (``['ray']['remote_options']``)."""
+    where = f"{type(task).__qualname__}.runner_options()"
+    given = task.runner_options()
+    if not isinstance(given, Mapping):
+        raise TypeError(f"{where} must return a dict, not {given!r}")
+    ray_part = given.get("ray") or {}
+    if not isinstance(ray_part, Mapping):
+        raise TypeError(f"{where}['ray'] must be a dict, not {ray_part!r}")
+    options = _check_options(
+        ray_part.get("remote_options") or {}, f"{where}['ray']['remote_options']"
+    )
+    for name in NUMERIC_OPTIONS:
+        if isinstance(options.get(name), str):
+            try:
+                options[name] = float(options[name]) if "." in options[name] else int(options[name])
+            except ValueError:
+                raise TypeError(
+                    f"{where}: {name} must be a number, not {options[name]!r}"
+                ) from None
+    return options
+
+
+def _frozen(value: Any) -> Hashable | None:
+    """``value`` as a hashable key (dicts and lists as tuples), or None where it has none."""
+
+    def freeze(item: Any) -> Any:
+        if isinstance(item, Mapping):
+            pairs = ((repr(key), freeze(part)) for key, part in item.items())
+            return ("dict", tuple(sorted(pairs, key=lambda pair: pair[0])))
+        if isinstance(item, (list, tuple)):
+            return (type(item).__name__, tuple(freeze(part) for part in item))
+        return item
+
+    key = freeze(value)
+    try:
+        hash(key)
+    except TypeError:
+        return None
+    return key
 
 
 def _check_options(options: Any, owner: Any) -> dict[str, Any]:

@@ -14,7 +14,8 @@ import cloudpickle
 from ..engine.claims import new_run_id
 from ..engine.handles import LocalRun, RecordedRun, Run
 from ..engine.job import RunSetup
-from ..engine.planning import Plan
+from ..engine.planning import Plan, make_plan
+from ..engine.run_loop import code_hashes
 from ..engine.run_process import RunOrder, launch
 from ..engine.tracebacks import notebook_sources
 from ..intask.tracking import tracking_setup
@@ -70,6 +71,8 @@ def _start(lab: Lab, spec: SearchSpec, detached: tuple[str, ...]) -> Run:
     context allow it (it outlives the kernel), else in a thread here."""
     tracking = tracking_setup([spec.task_type])
     sources = notebook_sources()
+    # The code of the trials' type and its dependencies', hashed here where their source is.
+    code = code_hashes(make_plan([spec.sample], lab.storage, bust_cache=True, decode_roots=False))
     loop = partial(SearchLoop, search=spec)
     context = None
     if lab._runner_name in detached:
@@ -88,13 +91,21 @@ def _start(lab: Lab, spec: SearchSpec, detached: tuple[str, ...]) -> Run:
             tasks=cloudpickle.dumps([], protocol=pickle.HIGHEST_PROTOCOL),
             tracking=tracking,
             sources=sources,
+            code=code,
             loop=loop,
         )
         launch(order, context)
         return RecordedRun(spec.run_id, lab.storage, [])
     setup = RunSetup(lab.context, lab.storage.writer(), tracking, sources)
     here = loop(
-        Plan(), lab.storage, lab.runner, setup, True, run_id=spec.run_id, machine=lab.machine
+        Plan(),
+        lab.storage,
+        lab.runner,
+        setup,
+        True,
+        run_id=spec.run_id,
+        machine=lab.machine,
+        code=code,
     )
     return LocalRun([], here)
 

@@ -675,22 +675,44 @@ function render({ model, el, experimental }) {
       // filled when `progress` is set
       bar: null,
       barText: null,
-      logs: h("button", { type: "button", class: "labnb-button labnb-small", text: "Logs" })
+      logs: h("button", { type: "button", class: "labnb-button labnb-small", text: "Logs" }),
+      why: h("button", {
+        type: "button",
+        class: "labnb-button labnb-small",
+        text: "Why?",
+        title: "Why this task ran instead of loading from the cache"
+      }),
+      whyText: h("div", { class: "labnb-why", hidden: true })
     };
     const tr = h(
       "tr",
       { "data-task-id": task.id },
-      h("td", { class: "labnb-name" }, parts.type, parts.label, parts.error),
+      h("td", { class: "labnb-name" }, parts.type, parts.label, parts.error, parts.whyText),
       h("td", {}, parts.status),
       parts.elapsed,
       parts.cpu,
       parts.memory,
       parts.holds,
       h("td", {}, parts.progress),
-      h("td", { class: "labnb-actions" }, parts.logs)
+      h("td", { class: "labnb-actions" }, parts.why, " ", parts.logs)
     );
     tr.labnbParts = parts;
     onPress(parts.logs, () => openLogs(tr.labnbTask, parts.logs));
+    onPress(parts.why, () => {
+      if (!parts.whyText.hidden) {
+        parts.whyText.hidden = true;
+        return;
+      }
+      actions.run(parts.why, "why", { id: tr.labnbTask.id }, {
+        pending: `Asking${ELLIPSIS}`,
+        success: (reply) => {
+          setText(parts.whyText, reply.text ?? "");
+          parts.whyText.hidden = false;
+          return "";
+        },
+        failure: "Could not say why"
+      });
+    });
     tr.addEventListener("click", (event) => {
       if (event.target.closest("button, a, input, select, textarea")) return;
       if (String(globalThis.getSelection?.() ?? "")) return;
@@ -710,6 +732,7 @@ function render({ model, el, experimental }) {
     setAttr(p.error, "title", task.error ?? null);
     p.error.hidden = !task.error;
     setText(p.status, STATUS_TEXT[task.status] ?? String(task.status));
+    p.why.hidden = !["done", "failed", "running", "cancelled"].includes(task.status);
     setAttr(tr, "data-status", task.status);
     setText(p.elapsed, formatDuration(task.elapsed_s));
     setText(p.cpu, formatNumber(task.cpu_percent, "%"));

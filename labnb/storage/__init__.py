@@ -7,6 +7,8 @@ Layers, each a module:
 - ``schema``: the catalog's SQLite schema (real columns per parameter and metric);
 - ``index``: the index interface and ``SqliteIndex`` (local storage);
   ``object_index``: ``ObjectIndex`` (JSON objects at an fsspec URL);
+  ``keyed``: index and blobs over labtech's four ``Storage`` methods, for a
+  user's own ``Storage`` subclass;
 - ``blobs``: the blob interface and ``LocalBlobs``; ``fsspec_blobs``: ``FsspecBlobs``;
 - ``store``: ``Storage``, the one implementation of the storage logic over an
   index and blobs, and ``LocalStorage``, ``FsspecStorage``, ``NullStorage``;

@@ -123,6 +123,17 @@ class Catalog:
                 db.execute("SELECT type, count(*) FROM entries GROUP BY type ORDER BY type")
             )
 
+    def code_hashes(self, types: Iterable[Any] | None = None) -> dict[str, tuple[str, str, str]]:
+        """Task id to (type, module, code hash) for entries that recorded a hash."""
+        with self.index.reading() as db:
+            chosen = _as_types(types)
+            sql = "SELECT task_id, type, module, code FROM entries WHERE code IS NOT NULL"
+            args: list[Any] = []
+            if chosen:
+                sql += f" AND type IN ({schema.marks(chosen)})"
+                args = list(chosen)
+            return {row[0]: (row[1], row[2] or "", row[3]) for row in db.execute(sql, args)}
+
     def usage(self) -> list[tuple[str, int, int, float]]:
         """Per task type: entries, bytes stored and the latest finish (a timestamp)."""
         with self.index.reading() as db:

@@ -89,6 +89,9 @@ class IndexEntry:
     """The payload as last seen: ``ok``, ``missing`` or ``damaged`` (see ``Catalog.verify``)."""
     config: str | None = None
     """The digest of the config file the task was built from (``Index.read_config``)."""
+    code: str | None = None
+    """The hash of the code that computed it (``model.code_hash``): a result whose
+    type's code has changed since is "stale"."""
 
     @property
     def duration(self) -> float:
@@ -123,6 +126,7 @@ class IndexEntry:
                 run_id=raw.get("run_id"),
                 status=str(raw.get("status") or OK),
                 config=raw.get("config"),
+                code=raw.get("code"),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise StorageError(f"index entry {task_id[:64]!r} is malformed ({exc!r})") from None

@@ -19,6 +19,7 @@ import contextlib
 import sqlite3
 import threading
 import time
+import zlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -468,3 +469,79 @@ class SqliteIndex(Index):
             if self._db is not None and self.path != ":memory:":
                 self._db.close()
                 self._db = None
+
+
+class RunlessIndex(Index):
+    """An index that coordinates no runs and keeps no run records.
+
+    For stores with no atomic "create if absent" that works everywhere (object
+    stores, a user's own labtech-style storage): every run computes what it
+    needs, the last commit of a task wins, and runs stay in the Lab's process.
+    """
+
+    def start_run(self, run_id: str, pid: int, host: str) -> None:
+        return None
+
+    def heartbeat(self, run_id: str) -> None:
+        return None
+
+    def finish_run(self, run_id: str, status: str) -> None:
+        return None
+
+    def claim(self, task_ids: list[str], run_id: str, stale_after: float) -> dict[str, str]:
+        return {}
+
+    def release(self, task_ids: list[str], run_id: str) -> None:
+        return None
+
+    def record_tasks(
+        self, run_id: str, rows: list[TaskRow], output: Sequence[tuple[str, str]] = ()
+    ) -> None:
+        return None
+
+    def runs(self, run_ids: list[str] | None = None) -> list[RunRow]:
+        return []
+
+    def run_update(self, run_id: str, since: int, after_output: int) -> RunUpdate | None:
+        return None
+
+    def request_cancel(self, run_id: str) -> bool:
+        return False
+
+    def cancel_requested(self, run_id: str) -> bool:
+        return False
+
+    def forget_runs(self, run_ids: list[str]) -> None:
+        return None
+
+
+class MirroredIndex(RunlessIndex):
+    """Entries kept outside SQLite (objects, a user's files), queried through an
+    in-memory SQLite mirror with the catalog's schema. A subclass reads the
+    store's generation and brings the mirror in step (``_sync``) when it changed."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._mirror = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
+        schema.create(self._mirror)
+
+    @abstractmethod
+    def _read_generation(self) -> bytes:
+        """The store's generation as written (``b"0"`` before the first change)."""
+
+    @abstractmethod
+    def _sync(self) -> None:
+        """Bring the mirror in step with the store (called under the lock)."""
+
+    def generation(self) -> int:
+        value = self._read_generation()
+        try:
+            return int(value)
+        except ValueError:
+            return zlib.crc32(value)
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._sync()
+            yield self._mirror

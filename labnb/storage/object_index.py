@@ -28,32 +28,31 @@ import contextlib
 import dataclasses
 import json
 import secrets
-import sqlite3
-import threading
 import time
-import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from ..errors import StorageError
 from . import schema
 from .entry import IndexEntry
 from .fsspec_blobs import put, remove_quietly
-from .index import Index, RunRow, RunUpdate, TaskRow
+from .index import MirroredIndex
 
 GENERATION = "generation"
 INDEX_SUFFIX = ".json"
 
 
-class ObjectIndex(Index):
+class ObjectIndex(MirroredIndex):
+    """Entries as JSON objects at an fsspec URL; no runs are coordinated or
+    recorded (``RunlessIndex``: fsspec has no atomic "create if absent" that
+    works on every backend), so every run computes what it needs."""
+
     def __init__(self, fs: Any, root: str, rename: bool, listing_seconds: float = 1.0) -> None:
         self.fs = fs
         self.root = root
         self.rename = rename
         self.listing_seconds = listing_seconds
-        self._lock = threading.RLock()
-        self._mirror = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
-        schema.create(self._mirror)
+        super().__init__()
         self._tags: dict[str, str] = {}
         """Task id to its object's listing tag (ETag, or size and mtime), as mirrored."""
         self._listed: dict[str, str] | None = None
@@ -129,46 +128,6 @@ class ObjectIndex(Index):
             self._put_many(changed)
             self._bump_generation()
 
-    # Runs and leases: fsspec gives object stores no atomic "create if absent"
-    # that works on every backend, so an fsspec storage does not coordinate
-    # runs: every run computes what it needs (as in 0.1.0), and the last commit
-    # of a task wins. Nor does it keep run records yet.
-
-    def start_run(self, run_id: str, pid: int, host: str) -> None:
-        return None
-
-    def heartbeat(self, run_id: str) -> None:
-        return None
-
-    def finish_run(self, run_id: str, status: str) -> None:
-        return None
-
-    def claim(self, task_ids: list[str], run_id: str, stale_after: float) -> dict[str, str]:
-        return {}
-
-    def release(self, task_ids: list[str], run_id: str) -> None:
-        return None
-
-    def record_tasks(
-        self, run_id: str, rows: list[TaskRow], output: Sequence[tuple[str, str]] = ()
-    ) -> None:
-        return None
-
-    def runs(self, run_ids: list[str] | None = None) -> list[RunRow]:
-        return []
-
-    def run_update(self, run_id: str, since: int, after_output: int) -> RunUpdate | None:
-        return None
-
-    def request_cancel(self, run_id: str) -> bool:
-        return False
-
-    def cancel_requested(self, run_id: str) -> bool:
-        return False
-
-    def forget_runs(self, run_ids: list[str]) -> None:
-        return None
-
     def read_logs(self, task_id: str) -> str | None:
         try:
             return bytes(self.fs.cat_file(self._logs_path(task_id))).decode(errors="replace")
@@ -191,19 +150,6 @@ class ObjectIndex(Index):
         except (FileNotFoundError, ValueError):
             return None
         return str(data["name"]), str(data["text"])
-
-    def generation(self) -> int:
-        value = self._read_generation()
-        try:
-            return int(value)
-        except ValueError:
-            return zlib.crc32(value)
-
-    @contextlib.contextmanager
-    def reading(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._sync()
-            yield self._mirror
 
     def orphan_logs(self, older_than: float) -> list[str]:
         folder = self._path("logs")

@@ -28,7 +28,11 @@ Config files that tasks were built from (``labnb.sweep``, ``%%labtask
 name, text); an entry's ``config`` and a run task's ``config`` hold the
 digest, so the file a result came from can be shown and swept again.
 
-Schema versions (``PRAGMA user_version``): 6 is this one; 5 had no config
+Each entry records the hash of the code that computed it (``code``), so a
+result made by an older version of its type's code shows as stale.
+
+Schema versions (``PRAGMA user_version``): 7 is this one; 6 recorded no code
+hashes (opening it adds ``entries.code``); 5 had no config
 files (opening it adds ``configs`` and the ``config`` columns); 4 did not
 record the GPUs and cores a running task holds (opening it adds the column); 3 had no live
 state (opening it adds the columns and ``run_output``); 2 had no runs or
@@ -46,7 +50,7 @@ from typing import Any
 
 from .entry import IndexEntry, Tracking
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 PARAMS = "params."
 METRICS = "metrics."
 ENTRY_COLUMNS = (
@@ -67,6 +71,7 @@ ENTRY_COLUMNS = (
     "params",
     "tracking",
     "config",
+    "code",
     "search",
 )
 _CREATE = """
@@ -75,7 +80,7 @@ CREATE TABLE IF NOT EXISTS entries (
     format TEXT NOT NULL, file TEXT NOT NULL, size INTEGER NOT NULL, checksum TEXT NOT NULL,
     started REAL NOT NULL, finished REAL NOT NULL, run_id TEXT, mlflow_run_id TEXT,
     artifacts TEXT, status TEXT NOT NULL DEFAULT 'ok',
-    params TEXT NOT NULL, tracking TEXT NOT NULL, search TEXT NOT NULL, config TEXT
+    params TEXT NOT NULL, tracking TEXT NOT NULL, search TEXT NOT NULL, config TEXT, code TEXT
 );
 CREATE INDEX IF NOT EXISTS entries_by_type ON entries (type, started);
 CREATE INDEX IF NOT EXISTS entries_by_start ON entries (started);
@@ -117,7 +122,7 @@ CHUNK = 500
 
 
 _ADDED_COLUMNS = {
-    "entries": ("config TEXT",),
+    "entries": ("config TEXT", "code TEXT"),
     "runs": ("version INTEGER NOT NULL DEFAULT 0",),
     "run_tasks": (
         "root INTEGER NOT NULL DEFAULT 0",
@@ -132,7 +137,7 @@ _ADDED_COLUMNS = {
 }
 """Columns later versions added to older tables (``CREATE ... IF NOT EXISTS`` keeps old
 tables): version 4 the live state of ``runs`` and ``run_tasks``, version 5
-``run_tasks.resources``, version 6 ``config``."""
+``run_tasks.resources``, version 6 ``config``, version 7 ``entries.code``."""
 
 
 def create(connection: sqlite3.Connection) -> None:
@@ -318,6 +323,7 @@ def _fixed_row(entry: IndexEntry) -> tuple[Any, ...]:
             separators=(",", ":"),
         ),
         entry.config,
+        entry.code,
         search.lower(),
     )
 
@@ -327,7 +333,7 @@ SELECT_ENTRY = f"SELECT {','.join(ENTRY_COLUMNS[:-1])} FROM entries"
 
 def entry_from_row(row: tuple[Any, ...]) -> IndexEntry:
     (task_id, type_, module, code_version, fmt, file, size, checksum, started, finished,
-     run_id, mlflow_run_id, artifacts, status, params, tracking, config) = row  # fmt: skip
+     run_id, mlflow_run_id, artifacts, status, params, tracking, config, code) = row  # fmt: skip
     return IndexEntry(
         task_id=task_id,
         type=type_,
@@ -346,6 +352,7 @@ def entry_from_row(row: tuple[Any, ...]) -> IndexEntry:
         run_id=run_id,
         status=status,
         config=config,
+        code=code,
     )
 
 

@@ -25,11 +25,14 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from typing_extensions import Self
+
 from ..errors import CacheError, StorageError
 from ..model.config_files import ConfigFile
 from .blobs import RESULTS, Blobs, LocalBlobs, PayloadWriter, checksum
 from .entry import DAMAGED, MISSING, IndexEntry
 from .index import Index, SqliteIndex
+from .keyed import LABNB_ATTRIBUTES, attach, is_key_store
 
 if TYPE_CHECKING:
     from .catalog import Catalog
@@ -59,14 +62,52 @@ def damage(data: bytes, entry: IndexEntry) -> str:
 
 
 class Storage:
-    """Where results, their index entries and task logs live."""
+    """Where results, their index entries and task logs live.
 
-    def __init__(self, index: Index, blobs: Blobs | None, where: str) -> None:
+    Also labtech's base for storages of your own: a subclass that implements
+    ``find_keys``, ``exists``, ``file_handle`` and ``delete`` (as labtech's
+    ``Storage`` documents them) is a complete labnb storage, whatever its
+    ``__init__`` does (``keyed.py``). labnb keeps its own parts of it in the
+    attributes ``index``, ``blobs``, ``where`` and ``catalog``.
+    """
+
+    index: Index
+    blobs: Blobs | None
+    where: str
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Self:
+        self = super().__new__(cls)
+        if is_key_store(cls):
+            attach(self)  # before __init__, which a labtech-style subclass writes itself
+        return self
+
+    def __init__(
+        self, index: Index | None = None, blobs: Blobs | None = None, where: str = ""
+    ) -> None:
+        if index is None:
+            if is_key_store(type(self)):
+                return
+            raise TypeError(
+                "Storage needs an index and blobs; for a storage of your own, subclass it and "
+                "implement find_keys, exists, file_handle and delete (or use LocalStorage, "
+                "FsspecStorage)"
+            )
         self.index = index
         self.blobs = blobs
         self.where = where
 
+    def __getstate__(self) -> dict[str, Any]:
+        """A labtech-style storage travels to workers without labnb's parts (its
+        unpickled copy gets new ones)."""
+        state = dict(self.__dict__)
+        if is_key_store(type(self)):
+            for name in LABNB_ATTRIBUTES:
+                state.pop(name, None)
+        return state
+
     def __repr__(self) -> str:
+        if is_key_store(type(self)):
+            return f"{type(self).__name__}()"
         return f"{type(self).__name__}({self.where!r})"
 
     @cached_property
@@ -340,6 +381,11 @@ class FsspecStorage(Storage):
 def open_storage(location: str | os.PathLike[str] | Storage | None) -> Storage:
     """A storage from what ``Lab(storage=...)`` and the CLI accept: a path, a URL, None."""
     if isinstance(location, Storage):
+        if not isinstance(getattr(location, "index", None), Index):
+            raise StorageError(
+                f"{type(location).__qualname__} sets self.index, which labnb's Storage uses "
+                f"for its own index: give that attribute another name"
+            )
         return location
     if location is None:
         return NullStorage()
