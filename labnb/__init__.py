@@ -28,6 +28,7 @@ from .model.formats import NumpyFormat, ParquetFormat, PickleFormat, ResultForma
 from .model.resources import Resources, ResourcesError
 from .model.tasks import is_task, is_task_type, logger, task, task_id
 from .runners.base import Runner
+from .search import Search, SearchError
 from .storage import Catalog, FsspecStorage, IndexEntry, LocalStorage, NullStorage, Storage
 from .storage.runs import RunRecord, TaskRun
 
@@ -79,6 +80,8 @@ __all__ = [
     "RunRecord",
     "RunResults",
     "Runner",
+    "Search",
+    "SearchError",
     "Storage",
     "StorageError",
     "TaskError",

@@ -6,7 +6,7 @@ import os
 import pickle
 import sys
 import warnings
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -46,6 +46,8 @@ from .storage.runs import LOST, RunRecord, forget_runs, read_runs
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from .search import Search
 
 DEFAULT_STORAGE = "labnb_storage"
 _DEFAULT: Any = object()
@@ -205,6 +207,57 @@ class Lab:
         order, context = ordered
         launch(order, context)
         return RecordedRun(order.run_id, self.storage, tasks, plan)
+
+    def optimize(
+        self,
+        task_type: type,
+        space: dict[str, Any],
+        n_trials: int,
+        *,
+        direction: str = "minimize",
+        metric: str | Callable[[Any], float] | None = None,
+        fixed: dict[str, Any] | None = None,
+        seed: int | None = None,
+        sampler: Any = "tpe",
+        pruner: Any = None,
+        study_name: str | None = None,
+        wait: bool = True,
+        disable_progress: bool = False,
+    ) -> Search:
+        """Search ``task_type``'s parameters with Optuna; returns a ``Search``.
+
+        ``space`` maps fields to Optuna distributions, ``fixed`` gives other
+        fields; each trial is the task ``task_type(**fixed, **params)``, run on
+        this Lab's workers (``max_workers`` at once) and cached as any task. Its
+        value is the task's result, or with ``metric`` the last value of that
+        ``labnb.log_metric`` (or ``metric(result)`` for a function), to
+        ``direction`` (``'minimize'`` or ``'maximize'``). The study lives in this
+        lab's storage (``optuna.sqlite``): ``n_trials`` is how many trials it
+        should have, so calling again (after a restart, from another process)
+        resumes it and runs only what is missing, and a cached suggestion is
+        told from the cache. ``seed`` makes the suggestions reproducible;
+        ``sampler`` is ``'tpe'``, ``'random'``, a function of a seed or an Optuna
+        sampler; ``pruner`` an Optuna pruner, fed the metric's steps. With
+        ``wait=False`` it returns at once (display the ``Search`` to watch it).
+        Needs Optuna (``pip install 'labnb[optuna]'``); see ``labnb.search``.
+        """
+        from .search.driver import optimize
+        from .search.spec import SearchSpec
+
+        spec = SearchSpec(
+            task_type,
+            space,
+            fixed or {},
+            n_trials,
+            direction,
+            metric,
+            seed,
+            sampler,
+            pruner,
+            study_name or "",
+            workers=self.max_workers,
+        )
+        return optimize(self, spec, wait=wait, disable_progress=disable_progress)
 
     def _plan(self, tasks: list[Any], bust_cache: bool) -> Plan:
         """What must run; a task that needs more than this machine has is refused

@@ -36,6 +36,7 @@ RUN_LEFTOVERS = (
     "labnb_storage",
     "mlflow.db",
     "mlruns",
+    "search_*",
     "tracking_storage",
     ".ipynb_*",
 )
@@ -460,6 +461,15 @@ def check_cookbook(executed: Executed) -> None:
     )
     assert counts == {"EvaluateTask": "6", "FitTask": "6", "PreprocessTask": "2"}
 
+    # Hyper-parameter search: 12 trials computed (the shared preprocessing once),
+    # and a new study with the same seed told every trial from the cache.
+    best = re.match(r"best accuracy ([01]\.\d+) with C=", executed.stdout("search-run"))
+    assert best is not None and float(best.group(1)) > 0.9
+    assert "params.C" in executed.result_text("search-run")
+    assert searched(" ".join(executed.displayed("search-run")))[-1] == ("12", "12", "12", "0")
+    assert "'computed': 0, 'cached': 12}" in executed.stdout("search-again")
+    assert (executed.workdir / "cookbook_search" / "optuna.sqlite").is_file()
+
     # mlflow: one run per executed task (the cached re-run adds none), in the notebook's folder.
     assert executed.stdout("mlflow-runs").startswith("2 mlflow runs\n")
     assert "metrics.train_accuracy" in executed.result_text("mlflow-runs")
@@ -597,3 +607,76 @@ def check_tracking(executed: Executed) -> None:
 
 HIDDEN["tracking.ipynb"] = TRACKING_HIDDEN
 CHECKS["tracking.ipynb"] = check_tracking
+
+
+# --- search.ipynb ----------------------------------------------------------------
+
+SEARCH_HIDDEN = Hidden(
+    after={
+        "search-run": """
+import json as _json
+print(_json.dumps(search.counts(), sort_keys=True))
+""",
+        "config-search-2": """
+import optuna as _optuna
+print(_json.dumps({
+    'counts': kernels.counts(),
+    'kernels': sorted(set(kernels.trials_dataframe()['params.kernel'])),
+    'cached_svms': int((lab.cache_table()['type'] == 'CrossValidatedSVM').sum()),
+    'studies': sorted(summary.study_name.split('-')[0] for summary in
+                      _optuna.get_all_study_summaries('sqlite:///search_storage/optuna.sqlite')),
+}))
+""",
+    },
+)
+
+SEARCHED = re.compile(
+    r"(\d+) of (\d+) trials \((?:(\d+) computed, (\d+) from the cache|(nothing) to compute)"
+)
+
+
+def searched(text: str) -> list[tuple[str, ...]]:
+    """(ended, n_trials, computed, cached) of each search summary in ``text``."""
+    return [
+        (ended, total, computed or "0", cached or "0")
+        for ended, total, computed, cached, _ in SEARCHED.findall(text)
+    ]
+
+
+def check_search(executed: Executed) -> None:
+    # Step 4: 30 trials computed, two at a time, the header saying the best so far.
+    counts = json.loads(executed.stdout("test-after-search-run"))
+    assert counts["complete"] == 30 and counts["computed"] == 30 and counts["failed"] == 0
+    header = " ".join(executed.displayed("search-run"))
+    assert searched(header)[-1] == ("30", "30", "30", "0")
+    assert "best val_auc 0.99" in header
+    assert run_counts(executed, "search-run") == [(30, 0, 0)]
+    best = re.search(r"best val_auc (0\.\d+) with \{'C': ", executed.stdout("best"))
+    assert best is not None and float(best.group(1)) > 0.99
+    assert "'mean_auc': " in executed.stdout("best")
+    assert "task_id" in executed.result_text("trials-frame")
+    assert any("image/png" in out.get("data", {}) for out in executed.cell("plot").outputs)
+
+    # Resumed in a new process: only the 10 missing trials computed; back here, none.
+    assert searched(executed.stdout("resume-process")) == [("40", "40", "10", "0")]
+    assert executed.stdout("resume-here") == "40 trials; a run was needed: False\n"
+
+    # Step 5: the file describes the same study (nothing to compute); the second
+    # file is a new study over two kernels and 10 folds.
+    assert executed.stdout("config-search").rstrip().endswith("True")
+    assert "FloatDistribution(high=1000.0, log=True, low=0.01, step=None)" in (
+        executed.stdout("config-search")
+    )
+    kernels = json.loads(executed.stdout("test-after-config-search-2"))
+    assert kernels["counts"]["complete"] == 30 and kernels["counts"]["computed"] >= 1
+    assert kernels["kernels"] == ["rbf", "sigmoid"]
+    assert kernels["cached_svms"] == 40 + kernels["counts"]["computed"]
+    assert kernels["studies"] == ["CrossValidatedSVM", "CrossValidatedSVM"]
+    table = executed.result_text("compare")
+    assert "sigmoid" in table and "10 folds" in table and "5 folds" in table
+    assert (executed.workdir / "search_storage" / "optuna.sqlite").is_file()
+    assert executed.seconds < 120
+
+
+HIDDEN["search.ipynb"] = SEARCH_HIDDEN
+CHECKS["search.ipynb"] = check_search

@@ -29,5 +29,6 @@ def test_every_labnb_error_derives_from_labnb_error():
     for error in (
         labnb.TaskFailed, labnb.StorageError, labnb.CycleError, QueryError, CorruptEntry,
         LineError, Unfingerprintable, CliError, labnb.ConfigError,
+        labnb.SearchError,
     ):  # fmt: skip
         assert issubclass(error, labnb.LabnbError), error

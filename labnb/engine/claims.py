@@ -67,6 +67,11 @@ class Claims:
         self._elsewhere = self.index.claim(keys, self.run_id, STALE_SECONDS)
         self._beat_at = time.monotonic()
 
+    def add(self, keys: list[str]) -> None:
+        """Lease tasks that join the run after it started (a search's next trials)."""
+        if keys:
+            self._elsewhere.update(self.index.claim(keys, self.run_id, STALE_SECONDS))
+
     def finish(self, status: str) -> None:
         try:
             self.index.finish_run(self.run_id, status)

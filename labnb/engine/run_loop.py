@@ -50,6 +50,9 @@ one transaction per batch instead of one per task."""
 
 
 class RunLoop:
+    scheduler_type: type[Scheduler] = Scheduler
+    """What decides which task runs next (a search's loop uses one that grows)."""
+
     def __init__(
         self,
         plan: Plan,
@@ -74,7 +77,7 @@ class RunLoop:
         if machine is not None and runner.packs:
             gpus = any(node.needs.gpus for node in plan.nodes)
             pool = Pool.of(machine, runner.capacity, gpus)
-        self.scheduler = Scheduler(plan.nodes, continue_on_failure, pool)
+        self.scheduler = self.scheduler_type(plan.nodes, continue_on_failure, pool)
         self.code = code if code is not None else code_hashes(plan)
         self.payloads = dict(plan.loaded)
         self.run_ids = dict(plan.run_ids)

@@ -23,6 +23,7 @@ import pickle
 import signal
 import sys
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
@@ -68,6 +69,9 @@ class RunOrder:
     cwd: str = field(default_factory=os.getcwd)
     path: list[str] = field(default_factory=lambda: list(sys.path))
     environment: dict[str, str] = field(default_factory=lambda: dict(os.environ))
+    loop: Callable[..., Any] | None = None
+    """Builds the run's loop instead of ``RunLoop``, from the same arguments (a
+    hyper-parameter search: ``search.loop.SearchLoop``, whose tasks come as it goes)."""
 
 
 def launch(order: RunOrder, context: bytes) -> int:
@@ -163,7 +167,7 @@ def _prepare(order: RunOrder, context: bytes) -> Any:
     setup = RunSetup(packed, storage.writer(), order.tracking, order.sources)
     runner = make_runner(order.runner, order.max_workers)
     root_ids = frozenset(task_id(task) for task in roots)
-    loop = RunLoop(
+    loop = (order.loop or RunLoop)(
         plan,
         storage,
         runner,

@@ -98,7 +98,9 @@ def notebook_sources() -> Sources:
     notebook's functions and task classes' methods come from which cell."""
     sources = Sources()
     size = 0
-    for name, entry in reversed(list(linecache.cache.items())):
+    # dict.copy is one step for other threads (a traceback being formatted
+    # fills the cache); iterating the live dict can fail mid-way.
+    for name, entry in reversed(list(linecache.cache.copy().items())):
         if len(entry) != 4 or os.path.exists(name) or not entry[2]:
             continue
         lines = list(entry[2])
