@@ -61,9 +61,7 @@ def run_per_trial(lab: labnb.Lab, trials: int, seconds: float, workers: int) -> 
 
 def optimize(lab: labnb.Lab, trials: int, seconds: float) -> float:
     start = time.perf_counter()
-    lab.optimize(
-        Quadratic, SPACE, trials, fixed={"pause": seconds}, seed=0, disable_progress=True
-    )
+    lab.optimize(Quadratic, SPACE, trials, fixed={"pause": seconds}, seed=0, disable_progress=True)
     return time.perf_counter() - start
 
 
