@@ -28,6 +28,7 @@ import {
   syncKeyed,
   watchHeartbeat,
 } from "./common.js";
+import { createComparePanel } from "./compare.js";
 import { createMetricsPanel } from "./metrics.js";
 
 const DEFAULT_QUERY = {
@@ -137,6 +138,27 @@ function render({ model, el, experimental }) {
       failure: "Refresh failed",
     }),
   );
+  // --- compare: a metric against a parameter, as a chart
+  const compareButton = h("button", {
+    type: "button",
+    class: "labnb-button",
+    text: "Compare",
+    "aria-expanded": "false",
+  });
+  const compare = createComparePanel({
+    onChange: (axes) =>
+      actions.run(null, "compare", axes, {
+        success: (reply) => {
+          compare.draw(reply);
+          return "";
+        },
+        failure: "Could not draw the comparison",
+      }),
+  });
+  onPress(compareButton, () => {
+    compare.setColumns(model.get("columns") ?? []);
+    setAttr(compareButton, "aria-expanded", String(compare.toggle()));
+  });
   const selectionCount = h("span", { class: "labnb-selection-count" });
   const uncacheSelected = h("button", {
     type: "button",
@@ -269,6 +291,7 @@ function render({ model, el, experimental }) {
       { class: "labnb-toolbar" },
       filter,
       refresh,
+      compareButton,
       h("span", { class: "labnb-spacer" }),
       selectionCount,
       selectMatching,
@@ -276,6 +299,7 @@ function render({ model, el, experimental }) {
       uncacheSelected,
     ),
     filterNote,
+    compare.el,
     confirmBar,
     status.el,
     h("div", { class: "labnb-scroll" }, table),
@@ -726,8 +750,14 @@ function render({ model, el, experimental }) {
       updateGroups();
       updateRows(); // the empty-cache note depends on groups
     },
-    "change:columns": updateRows,
-    "change:rows": onData,
+    "change:columns": () => {
+      updateRows();
+      if (!compare.el.hidden) compare.setColumns(model.get("columns") ?? []);
+    },
+    "change:rows": () => {
+      onData();
+      if (!compare.el.hidden) compare.ask(); // the filter or the cache changed
+    },
     "change:total_rows": onData,
     "change:query": updateQuery,
     "change:filter_info": () => {

@@ -112,3 +112,22 @@ def test_a_dict_parameter_gets_a_column_per_key_sortable_and_filterable(lab):
     view.query = {**view.query, "text": "options.depth=1"}
     assert view.total_rows == 1 and view.rows[0]["params"]["params.colour"] == "Colour.BLUE"
     view.close()
+
+
+def test_compare_sends_one_point_per_matching_task_for_the_chosen_columns(lab):
+    view = CacheView(lab)
+    view.query = {**view.query, "type": "Square", "text": "x<10"}
+    reply = view.dispatch("compare", {"x": "params.x", "y": "duration_s", "colour": ""})
+    assert reply["ok"] and reply["total"] == 10 and len(reply["points"]) == 10
+    assert sorted(point[0] for point in reply["points"]) == list(range(10))
+    assert all(isinstance(point[1], float) and point[2] is None for point in reply["points"])
+    assert {point[3] for point in reply["points"]} == {
+        labnb.task_id(Square(x=x)) for x in range(10)
+    }
+    for bad in (
+        {"x": "params.nope", "y": "duration_s"},
+        {"x": "params.x", "y": "duration_s", "colour": "id"},
+        {"x": ["params.x"], "y": "duration_s"},
+    ):
+        assert view.dispatch("compare", bad)["ok"] is False, bad
+    view.close()

@@ -59,6 +59,8 @@ DEFAULT_QUERY: dict[str, Any] = {
 }
 LOG_TEXT_LIMIT = 1_000_000
 MAX_FAILURE_KINDS = 8
+COMPARE_POINTS = 5000
+"""Points the cache browser's compare chart draws at most (the first by start)."""
 SAVE_SECONDS = 30.0
 """How often a running run's display is re-sent, so the notebook saves its latest text."""
 """Characters of logs sent to the browser at most (the end of the logs)."""
@@ -608,6 +610,7 @@ class CacheView(LiveView):
     commands: ClassVar[dict[str, str]] = {
         "uncache": "_uncache",
         "uncache_matching": "_uncache_matching",
+        "compare": "_compare",
         "logs": "_logs",
         "refresh": "_refresh",
     }
@@ -721,6 +724,30 @@ class CacheView(LiveView):
         return total, rows
 
     # --- commands ------------------------------------------------------------
+
+    def _compare(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """``{"x", "y", "colour"}``: columns of the shown type (``params.C``,
+        ``metrics.accuracy``, ``duration_s``...; ``colour`` may be ""). Returns one
+        point ``[x, y, colour, id]`` per matching task, at most ``COMPARE_POINTS``,
+        read in the catalog like a page."""
+        x, y, colour = payload.get("x"), payload.get("y"), payload.get("colour", "")
+        query = self.query
+        types = [query["type"]] if query["type"] else None
+        allowed = set(self._catalog.columns(types)) | {"duration_s", "size_bytes"}
+        for name in (x, y, *((colour,) if colour else ())):
+            if not isinstance(name, str) or name not in allowed:
+                return {"ok": False, "error": f"no column {str(name)[:100]!r} to compare"}
+        wanted = self._filter(query["text"])
+        total, rows = 0, []
+        if wanted.ok:
+            total = self._catalog.count(types, where=wanted.where, words=wanted.words)
+            rows = self._catalog.query(
+                types, where=wanted.where, words=wanted.words, limit=COMPARE_POINTS
+            )
+        points = [
+            [row.get(x), row.get(y), row.get(colour) if colour else None, row["id"]] for row in rows
+        ]
+        return {"ok": True, "points": points, "total": total, "x": x, "y": y, "colour": colour}
 
     def _uncache(self, payload: dict[str, Any]) -> dict[str, Any]:
         ids = payload.get("ids")
