@@ -237,6 +237,32 @@ export function createStatus() {
  * is appended. It keeps the view scrolled to the bottom unless the user has
  * scrolled up to read.
  */
+/** A logged line as labnb's capture writes it: "14:03:07 WARNING name: message". */
+const LOG_RECORD = /^(\d\d:\d\d:\d\d) (DEBUG|INFO|WARNING|ERROR|CRITICAL) ([^\n:]*:)/;
+
+/**
+ * Append `text` to a log `<pre>`: a logged line gets its time and level set
+ * apart (dim, the level coloured by severity), so logging does not read like
+ * print; printed text is appended as it is. `atLineStart` says whether the
+ * text before ended a line; returns the same for the text after.
+ */
+export function appendLog(pre, text, atLineStart) {
+  let start = atLineStart;
+  for (const line of text.split(/(?<=\n)/)) {
+    const found = start ? LOG_RECORD.exec(line) : null;
+    if (found) {
+      const [prefix, time, level, name] = found;
+      const meta = h("span", { class: "labnb-log-meta", "data-level": level });
+      meta.append(`${time} `, h("span", { class: "labnb-log-level", text: level }), ` ${name}`);
+      pre.append(meta, line.slice(prefix.length));
+    } else if (line) {
+      pre.append(line);
+    }
+    start = line.endsWith("\n");
+  }
+  return start;
+}
+
 export function createLogPanel({ onClose, tracking = null }) {
   const title = h("span", { class: "labnb-log-title" });
   const state = h("span", { class: "labnb-log-state" });
@@ -257,6 +283,7 @@ export function createLogPanel({ onClose, tracking = null }) {
   );
   let shownId = null;
   let shownText = "";
+  let atLineStart = true;
   return {
     el,
     close,
@@ -276,9 +303,12 @@ export function createLogPanel({ onClose, tracking = null }) {
       // Within a few pixels of the bottom counts as "following" the log.
       const follow = fresh || pre.scrollHeight - pre.scrollTop - pre.clientHeight < 8;
       if (!fresh && body.startsWith(shownText)) {
-        if (body.length > shownText.length) pre.append(body.slice(shownText.length));
+        if (body.length > shownText.length) {
+          atLineStart = appendLog(pre, body.slice(shownText.length), atLineStart);
+        }
       } else {
-        pre.textContent = body;
+        pre.textContent = "";
+        atLineStart = appendLog(pre, body, true);
       }
       shownText = body;
       if (follow) pre.scrollTop = pre.scrollHeight;
@@ -286,6 +316,7 @@ export function createLogPanel({ onClose, tracking = null }) {
     hide() {
       shownId = null;
       shownText = "";
+      atLineStart = true;
       pre.textContent = "";
       tracking?.clear();
       el.hidden = true;

@@ -332,8 +332,9 @@ print(json.dumps({
 
 def check_cookbook(executed: Executed) -> None:
     # Logging: what a task logged and printed, read back in order.
-    assert executed.stdout("logging-read") == (
-        "WARNING:labnb:Warning, the seed is: 3\nThe seed is: 3\n\n"
+    assert re.fullmatch(
+        r"\d\d:\d\d:\d\d WARNING labnb: Warning, the seed is: 3\nThe seed is: 3\n\n",
+        executed.stdout("logging-read"),
     )
 
     # Complex parameters: factory tasks behind a Protocol, Enum members, the context.

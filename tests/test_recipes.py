@@ -7,6 +7,7 @@ are not importable by name), so worker processes receive them by value.
 
 from __future__ import annotations
 
+import re
 from enum import Enum
 from typing import Protocol
 
@@ -62,8 +63,9 @@ def test_logging_recipe(capfd):
     assert sorted(results.values()) == [0, 1, 4, 9, 16]
     err = capfd.readouterr().err
     assert "The seed is: 3" in err and "Warning, the seed is: 3" in err
-    assert lab.logs(PrintingExperiment(seed=2)) == (
-        "WARNING:labnb:Warning, the seed is: 2\nThe seed is: 2\n"
+    assert re.fullmatch(
+        r"\d\d:\d\d:\d\d WARNING labnb: Warning, the seed is: 2\nThe seed is: 2\n",
+        lab.logs(PrintingExperiment(seed=2)),
     )
 
 

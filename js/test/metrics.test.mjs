@@ -155,3 +155,17 @@ test("formatting and scaling helpers", () => {
   assert.equal(sparkPoints([[0, 1], [1, 0]], 100, 20), "2.0,2.0 98.0,18.0");
   assert.equal(sparkPoints([[0, 5], [1, 5]], 100, 20), "2.0,10.0 98.0,10.0");
 });
+
+test("a log panel sets a logged line's time and level apart, and leaves printed text as it is", async () => {
+  const { createLogPanel } = await import("../common.js");
+  const panel = createLogPanel({ onClose: () => {} });
+  panel.show({ id: "a", label: "T", status: "running", text: "epoch 1\n14:03:07 WARNING labnb: lr" });
+  panel.show({ id: "a", label: "T", status: "running",
+    text: "epoch 1\n14:03:07 WARNING labnb: lr too high\n14:03:08 INFO x.y: done\n" });
+  const pre = panel.el.querySelector("pre");
+  assert.equal(pre.textContent,
+    "epoch 1\n14:03:07 WARNING labnb: lr too high\n14:03:08 INFO x.y: done\n");
+  const metas = [...pre.querySelectorAll(".labnb-log-meta")];
+  assert.deepEqual(metas.map((m) => m.dataset.level), ["WARNING", "INFO"]);
+  assert.equal(metas[0].textContent, "14:03:07 WARNING labnb:");
+});

@@ -19,7 +19,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, NamedTuple, Protocol
 
-LOG_FORMAT = "%(levelname)s:%(name)s:%(message)s"
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+LOG_TIME_FORMAT = "%H:%M:%S"
+"""A logged line says when and how loud: ``14:03:07 WARNING labnb: ...``, so
+logging does not read like print (the widgets set the time and level apart)."""
 
 
 class Channel(Protocol):
@@ -97,7 +100,7 @@ class _StreamRouter:
 class _LogRouter(logging.Handler):
     def __init__(self) -> None:
         super().__init__()
-        self.setFormatter(logging.Formatter(LOG_FORMAT))
+        self.setFormatter(logging.Formatter(LOG_FORMAT, LOG_TIME_FORMAT))
 
     def emit(self, record: logging.LogRecord) -> None:
         channel = current_channel()

@@ -135,6 +135,23 @@ function createStatus() {
   };
   return { el, show, dispose: () => clearTimeout(timer) };
 }
+var LOG_RECORD = /^(\d\d:\d\d:\d\d) (DEBUG|INFO|WARNING|ERROR|CRITICAL) ([^\n:]*:)/;
+function appendLog(pre, text, atLineStart) {
+  let start = atLineStart;
+  for (const line of text.split(/(?<=\n)/)) {
+    const found = start ? LOG_RECORD.exec(line) : null;
+    if (found) {
+      const [prefix, time, level, name] = found;
+      const meta = h("span", { class: "labnb-log-meta", "data-level": level });
+      meta.append(`${time} `, h("span", { class: "labnb-log-level", text: level }), ` ${name}`);
+      pre.append(meta, line.slice(prefix.length));
+    } else if (line) {
+      pre.append(line);
+    }
+    start = line.endsWith("\n");
+  }
+  return start;
+}
 function createLogPanel({ onClose, tracking = null }) {
   const title = h("span", { class: "labnb-log-title" });
   const state = h("span", { class: "labnb-log-state" });
@@ -155,6 +172,7 @@ function createLogPanel({ onClose, tracking = null }) {
   );
   let shownId = null;
   let shownText = "";
+  let atLineStart = true;
   return {
     el,
     close,
@@ -173,9 +191,12 @@ function createLogPanel({ onClose, tracking = null }) {
       const body = text ?? "";
       const follow = fresh || pre.scrollHeight - pre.scrollTop - pre.clientHeight < 8;
       if (!fresh && body.startsWith(shownText)) {
-        if (body.length > shownText.length) pre.append(body.slice(shownText.length));
+        if (body.length > shownText.length) {
+          atLineStart = appendLog(pre, body.slice(shownText.length), atLineStart);
+        }
       } else {
-        pre.textContent = body;
+        pre.textContent = "";
+        atLineStart = appendLog(pre, body, true);
       }
       shownText = body;
       if (follow) pre.scrollTop = pre.scrollHeight;
@@ -183,6 +204,7 @@ function createLogPanel({ onClose, tracking = null }) {
     hide() {
       shownId = null;
       shownText = "";
+      atLineStart = true;
       pre.textContent = "";
       tracking?.clear();
       el.hidden = true;

@@ -10,6 +10,8 @@ column. Screenshots in the light and the dark theme land in ``screenshots/``.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from test_run_failures import VIEW, screenshots, wait_over
 from test_run_reattach import until
@@ -25,6 +27,8 @@ class Train:
     n: int
 
     def run(self):
+        print(f"training {self.n}")
+        labnb.logger.warning(f"GPU memory is short for {self.n}")
         time.sleep(4)
         return self.n
 
@@ -64,6 +68,15 @@ def test_each_running_task_shows_the_gpu_it_holds(notebook, tmp_path):
     wait_over(view, nb)
     holds = view.locator("tbody td.labnb-gpu").all_inner_texts()
     assert sorted(holds) == ["GPU 0", "GPU 0", "GPU 1", "GPU 1"], holds
+
+    # Its logs: the logged line with its time and level set apart, the printed one as is.
+    view.locator("tbody tr").first.get_by_role("button", name="Logs").click()
+    meta = view.locator(".labnb-log .labnb-log-meta")
+    until(lambda: meta.count() == 1, "the logged line in the log panel", nb, 20)
+    assert meta.get_attribute("data-level") == "WARNING"
+    assert re.fullmatch(r"\d\d:\d\d:\d\d WARNING labnb:", meta.inner_text()), meta.inner_text()
+    assert view.locator(".labnb-log").inner_text().startswith("training ")
+    screenshots(nb, {"log-levels": view.locator(".labnb-logs")})
 
     nb.run_cell(2)
     plain = nb.cell(2).locator(VIEW)
