@@ -30,6 +30,7 @@ const STATE_TEXT = {
 };
 const ROW_STEP = 200; // rows a "Show more" adds (the kernel's MAX_TASK_ROWS)
 const STATUS_TEXT = {
+  starting: "starting",
   running: "running",
   failed: "failed",
   done: "done",
@@ -173,7 +174,8 @@ function render({ model, el, experimental }) {
     });
     const state = s.state ?? "running";
     // Every task is counted in exactly one state.
-    const unfinished = (s.running ?? 0) + (s.waiting ?? 0) + (s.not_started ?? 0);
+    const unfinished =
+      (s.running ?? 0) + (s.starting ?? 0) + (s.waiting ?? 0) + (s.not_started ?? 0);
     const badge =
       state === "failed" && failed && !unfinished && !s.cancelled
         ? `Done, ${failed} failed` // continue_on_failure: everything was tried
@@ -184,6 +186,7 @@ function render({ model, el, experimental }) {
     // A view cut off from its kernel shows what it last knew, and no live claims.
     const live = root.dataset.disconnected !== "true";
     const extra = [
+      [live ? s.starting : 0, "starting"],
       [live ? s.running : 0, "running"],
       [s.waiting, "waiting"],
       [s.cancelled, "cancelled"],
@@ -324,7 +327,7 @@ function render({ model, el, experimental }) {
     p.error.hidden = !task.error;
     setText(p.status, STATUS_TEXT[task.status] ?? String(task.status));
     // Only a task that ran can be asked why it was not loaded.
-    p.why.hidden = !["done", "failed", "running", "cancelled"].includes(task.status);
+    p.why.hidden = !["done", "failed", "starting", "running", "cancelled"].includes(task.status);
     setAttr(tr, "data-status", task.status);
     setText(p.elapsed, formatDuration(task.elapsed_s));
     setText(p.cpu, formatNumber(task.cpu_percent, "%"));
@@ -365,6 +368,7 @@ function render({ model, el, experimental }) {
     const over = (s.state ?? "running") !== "running";
     const choices = [
       ["", "All", s.total],
+      ["starting", "Starting", s.starting],
       ["running", "Running", s.running],
       ["failed", "Failed", s.failed],
       ["waiting", over ? "Not started" : "Waiting", over ? s.not_started : s.waiting],

@@ -22,7 +22,7 @@ from .engine.machine import GpuChoice, this_machine
 from .engine.planning import Plan, make_plan
 from .engine.run_loop import RunLoop, code_hashes
 from .engine.run_process import RunOrder, launch
-from .engine.state import CANCELLED, DONE, FAILED, LOADED, RUNNING, RunState
+from .engine.state import CANCELLED, DONE, FAILED, LOADED, RUNNING, STARTING, RunState
 from .engine.tracebacks import Sources, notebook_sources
 from .errors import CacheWarning, NotATask, RunLost, TaskFailed
 from .intask.tracking import tracking_setup
@@ -580,7 +580,7 @@ def _cancelled_on_interrupt(run: RecordedRun) -> Iterator[RecordedRun]:
             run.kill()
         counts = run.state.counts()
         kept = counts[DONE] + counts[LOADED]
-        stopped = counts[CANCELLED] + counts[RUNNING] + counts["waiting"]
+        stopped = counts[CANCELLED] + counts[RUNNING] + counts[STARTING] + counts["waiting"]
         message = f"run {run.id} cancelled: {kept} result(s) kept, {stopped} task(s) stopped"
         print(f"labnb: {message}", file=sys.stderr)
         raise KeyboardInterrupt(message) from None

@@ -378,3 +378,25 @@ def test_the_eta_comes_from_finished_tasks_durations_and_how_many_run_at_once():
     assert estimate_remaining(finished, now, 4) is None  # nothing left
     late = [record("running", now - 60)]  # over its typical time: nothing more is counted
     assert estimate_remaining(finished + late + waiting[:2], now, 2) == 10.0
+
+
+def test_a_task_handed_to_a_worker_that_has_not_begun_it_is_starting(tmp_path):
+    from labnb.engine.planning import make_plan
+    from labnb.engine.state import RunState
+
+    lab = labnb.Lab(storage=tmp_path / "s", runner="serial")
+    plan = make_plan([Square(x=1), Square(x=2)], lab.storage, bust_cache=False)
+    state = RunState(plan)
+    one, two = labnb.task_id(Square(x=1)), labnb.task_id(Square(x=2))
+    state.starting(one, None)
+    assert state.counts()["starting"] == 1 and state.running_keys() == [one]
+    view = RunView(state)
+    assert view.summary["starting"] == 1 and view.summary["running"] == 0
+    (row,) = [row for row in view.tasks if row["id"] == one]
+    assert row["status"] == "starting" and row["elapsed_s"] is None  # not begun: no time yet
+    assert view.tasks[0]["id"] == one  # shown first, with the running ones
+    state.started(one, 123, time.time())
+    view.refresh()
+    assert view.summary["starting"] == 0 and view.summary["running"] == 1
+    assert two not in state.running_keys()
+    view.close()

@@ -30,7 +30,16 @@ import traitlets
 
 from ..engine.explain import explain
 from ..engine.machine import gpu_usage
-from ..engine.state import CANCELLED, DONE, FAILED, LOADED, RUNNING, WAITING, RunState
+from ..engine.state import (
+    CANCELLED,
+    DONE,
+    FAILED,
+    LOADED,
+    RUNNING,
+    STARTING,
+    WAITING,
+    RunState,
+)
 from ..model.tasks import is_task
 from ..storage import IndexEntry, QueryError, Tracking
 from ..storage.catalog import REMOVE_BATCH
@@ -47,7 +56,7 @@ HEARTBEAT_SECONDS = 1.0
 MAX_TASK_ROWS = 200
 """Rows a run view sends at first; "Show more" adds as many again."""
 MAX_ROW_LIMIT = 100_000
-ROW_STATUSES = ("", RUNNING, FAILED, WAITING, DONE, LOADED, CANCELLED)
+ROW_STATUSES = ("", STARTING, RUNNING, FAILED, WAITING, DONE, LOADED, CANCELLED)
 """What a run view's rows can be narrowed to ("" is every task)."""
 DEFAULT_QUERY: dict[str, Any] = {
     "text": "",
@@ -191,7 +200,7 @@ def estimate_remaining(records: list[Any], now: float, parallel: int) -> float |
         if r.status in (DONE, FAILED) and r.started is not None and r.finished is not None
     ]
     running = [r for r in records if r.status == RUNNING]
-    waiting = sum(r.status == WAITING for r in records)
+    waiting = sum(r.status in (WAITING, STARTING) for r in records)
     if not durations or not (running or waiting):
         return None
     typical = sum(durations) / len(durations)
@@ -379,6 +388,7 @@ class RunView(LiveView):
             "loaded": counts[LOADED],
             "failed": counts[FAILED],
             "running": counts[RUNNING],
+            "starting": counts[STARTING],
             # Every task in exactly one state: once the run is over, the waiting
             # ones never started; cancelled ones were stopped while running.
             "waiting": 0 if over else counts["waiting"],
@@ -418,7 +428,7 @@ class RunView(LiveView):
     def _rows(self, now: float) -> list[dict[str, Any]]:
         """Running first, then failed and cancelled, then the latest finished, then
         loaded and waiting ones: narrowed to the chosen status, up to the limit."""
-        order = {RUNNING: 0, FAILED: 1, CANCELLED: 1, DONE: 2, LOADED: 3, WAITING: 4}
+        order = {STARTING: 0, RUNNING: 0, FAILED: 1, CANCELLED: 1, DONE: 2, LOADED: 3, WAITING: 4}
         wanted, limit = self.task_view["status"], self.task_view["limit"]
         records = [(key, r) for key, r in self._state.items() if not wanted or r.status == wanted]
         records.sort(key=lambda item: (order[item[1].status], -(item[1].finished or 0)))

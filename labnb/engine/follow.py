@@ -20,11 +20,22 @@ from ..errors import TaskFailed
 from ..storage.index import Index, RunRow, TaskRow
 from ..storage.runs import run_status
 from .planning import Plan
-from .state import CANCELLED, DONE, FAILED, LOADED, RUNNING, WAITING, RunState, TaskRecord
+from .state import (
+    CANCELLED,
+    DONE,
+    FAILED,
+    IN_FLIGHT,
+    LOADED,
+    RUNNING,
+    STARTING,
+    WAITING,
+    RunState,
+    TaskRecord,
+)
 
 OUTPUT_KEPT = 1_000_000
 """Characters of a task's live output a follower keeps (its whole log is in the storage)."""
-_STATUSES = {RUNNING, WAITING, DONE, FAILED, LOADED, CANCELLED}
+_STATUSES = {STARTING, RUNNING, WAITING, DONE, FAILED, LOADED, CANCELLED}
 ENDED = (DONE, FAILED, LOADED, CANCELLED)
 
 
@@ -83,7 +94,7 @@ class Follower:
         killed or lost run process could not say so itself); waiting ones never
         started."""
         for record in self.state.records.values():
-            if record.status == RUNNING:
+            if record.status in IN_FLIGHT:
                 record.status = CANCELLED
         self.state.close(self.status)
         self.state.finished_at = run.finished or run.heartbeat

@@ -251,7 +251,8 @@ class RunLoop:
         cache = meta_of(task).format is not None
         runs = {dep: self.run_ids[dep] for dep in dependencies if dep in self.run_ids}
         grant = self.scheduler.grants.get(key)
-        self.state.granted(key, grant)
+        self.state.starting(key, grant)
+        self._changed.add(key)
         self.runner.submit(Job(key, task, dependencies, cache, runs, grant))
 
     def _handle(self, events: list[Any]) -> None:

@@ -27,6 +27,10 @@ RUNNING, WAITING, DONE, FAILED, LOADED, CANCELLED = (
     "loaded",
     "cancelled",
 )
+STARTING = "starting"
+"""Handed to a worker that has not begun it yet (a worker starting up): its
+elapsed time counts from when it begins, as the cache records it."""
+IN_FLIGHT = (STARTING, RUNNING)
 
 
 class Listener(Protocol):
@@ -77,13 +81,15 @@ class RunState:
             record.status, record.pid, record.started = RUNNING, pid, when
             self.version += 1
 
-    def granted(self, key: str, grant: Grant | None) -> None:
-        """``key`` is about to start, holding ``grant`` (what displays show beside it)."""
+    def starting(self, key: str, grant: Grant | None) -> None:
+        """``key`` is handed to a worker, holding ``grant`` (what displays show beside it)."""
         label = None if grant is None else grant.describe() or None
-        if label is not None:
-            with self.lock:
-                self.records[key].resources = label
-                self.version += 1
+        with self.lock:
+            record = self.records[key]
+            record.status = STARTING
+            if label is not None:
+                record.resources = label
+            self.version += 1
 
     def output(self, key: str, text: str) -> None:
         with self.lock:
@@ -126,11 +132,11 @@ class RunState:
 
     def running_keys(self) -> list[str]:
         with self.lock:
-            return [key for key, record in self.records.items() if record.status == RUNNING]
+            return [key for key, record in self.records.items() if record.status in IN_FLIGHT]
 
     def counts(self) -> dict[str, int]:
         with self.lock:
-            counts = dict.fromkeys((RUNNING, WAITING, DONE, FAILED, LOADED, CANCELLED), 0)
+            counts = dict.fromkeys((STARTING, RUNNING, WAITING, DONE, FAILED, LOADED, CANCELLED), 0)
             for record in self.records.values():
                 counts[record.status] += 1
             return counts

@@ -495,6 +495,7 @@ var STATE_TEXT = {
 };
 var ROW_STEP = 200;
 var STATUS_TEXT = {
+  starting: "starting",
   running: "running",
   failed: "failed",
   done: "done",
@@ -620,13 +621,14 @@ function render({ model, el, experimental }) {
       text: `${done} of ${total} done, ${loaded} loaded from cache, ${failed} failed`
     });
     const state = s.state ?? "running";
-    const unfinished = (s.running ?? 0) + (s.waiting ?? 0) + (s.not_started ?? 0);
+    const unfinished = (s.running ?? 0) + (s.starting ?? 0) + (s.waiting ?? 0) + (s.not_started ?? 0);
     const badge = state === "failed" && failed && !unfinished && !s.cancelled ? `Done, ${failed} failed` : STATE_TEXT[state] ?? state;
     setText(stateBadge, badge);
     stateBadge.dataset.state = state;
     root.dataset.state = state;
     const live = root.dataset.disconnected !== "true";
     const extra = [
+      [live ? s.starting : 0, "starting"],
       [live ? s.running : 0, "running"],
       [s.waiting, "waiting"],
       [s.cancelled, "cancelled"],
@@ -755,7 +757,7 @@ function render({ model, el, experimental }) {
     setAttr(p.error, "title", task.error ?? null);
     p.error.hidden = !task.error;
     setText(p.status, STATUS_TEXT[task.status] ?? String(task.status));
-    p.why.hidden = !["done", "failed", "running", "cancelled"].includes(task.status);
+    p.why.hidden = !["done", "failed", "starting", "running", "cancelled"].includes(task.status);
     setAttr(tr, "data-status", task.status);
     setText(p.elapsed, formatDuration(task.elapsed_s));
     setText(p.cpu, formatNumber(task.cpu_percent, "%"));
@@ -794,6 +796,7 @@ function render({ model, el, experimental }) {
     const over = (s.state ?? "running") !== "running";
     const choices = [
       ["", "All", s.total],
+      ["starting", "Starting", s.starting],
       ["running", "Running", s.running],
       ["failed", "Failed", s.failed],
       ["waiting", over ? "Not started" : "Waiting", over ? s.not_started : s.waiting],
