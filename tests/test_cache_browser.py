@@ -131,3 +131,20 @@ def test_compare_sends_one_point_per_matching_task_for_the_chosen_columns(lab):
     ):
         assert view.dispatch("compare", bad)["ok"] is False, bad
     view.close()
+
+
+def test_a_numeric_result_is_a_column_to_sort_and_filter_by(lab):
+    view = CacheView(lab)
+    view.query = {
+        **view.query,
+        "type": "Square",
+        "text": "result>=1000",
+        "sort": "result",
+        "descending": False,
+    }
+    assert view.filter_info["error"] == "", view.filter_info
+    assert "result" in view.columns
+    squares = [row["params"]["result"] for row in view.rows]
+    assert squares == ["1024", "1089", "1156", "1225", "1296", "1369", "1444", "1521"]
+    assert lab.catalog.count(["WithEnum"], where="result >= 0") == 0  # not a number: none
+    view.close()

@@ -173,7 +173,7 @@ def test_cache_view_lists_groups_and_pages(cached_lab):
     }
     assert view.total_rows == 12
     assert [row["params"]["params.x"] for row in view.rows] == ["5", "6", "7", "8", "9"]
-    assert view.columns == ["params.x"]
+    assert view.columns == ["params.x", "result"]  # Square returns a number
     assert view.rows[0]["label"] == "Square(x=5)"
     view.query = {**view.query, "type": "", "text": "colour.blue", "page": 0}
     assert view.total_rows == 1 and view.rows[0]["params"]["params.colour"] == "Colour.BLUE"

@@ -850,7 +850,8 @@ def _page_columns(rows: list[dict[str, Any]]) -> tuple[list[str], list[dict[str,
     catalog sorts and filters by it too); columns empty on this page are left out."""
     cells: list[dict[str, str]] = [{} for _ in rows]
     columns: dict[str, None] = {}
-    for name in [name for name in (rows[0] if rows else {}) if "." in name]:
+    shown = [name for name in (rows[0] if rows else {}) if "." in name]
+    for name in [*shown, "result"]:  # a numeric result is a column like a metric
         values = [row[name] for row in rows]
         dicts = [_json_object(value) for value in values]
         if any(value is not None for value in values) and all(

@@ -8,6 +8,7 @@ parallel; the parent only commits the index entry.
 from __future__ import annotations
 
 import contextlib
+import numbers
 import pickle
 import time
 from dataclasses import dataclass, field
@@ -97,6 +98,15 @@ class Outcome:
     """What the task logged (``labnb.log_*``), kept with its result."""
     artifacts: str | None = None
     """The folder holding its artifacts and models, if it logged any."""
+    number: float | None = None
+    """The result, when it is a number (the cache browser shows it as a column)."""
+
+
+def as_number(value: Any) -> float | None:
+    """A result that is a real number (int, float, a NumPy scalar), as a float."""
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return float(value)
+    return None
 
 
 def execute(
@@ -151,4 +161,5 @@ def execute(
         mlflow_run_id=run_id,
         record=recorder.record(),
         artifacts=recorder.folder_name,
+        number=as_number(value),
     )

@@ -336,6 +336,7 @@ class RunLoop:
                 run_id=self.claims.run_id,
                 config=self._configs.get(key),
                 code=code,
+                result=outcome.number,
             )
         return key, entry, logs
 

@@ -92,6 +92,8 @@ class IndexEntry:
     code: str | None = None
     """The hash of the code that computed it (``model.code_hash``): a result whose
     type's code has changed since is "stale"."""
+    result: float | None = None
+    """The result itself when it is a number: a column to sort and filter by."""
 
     @property
     def duration(self) -> float:
@@ -127,6 +129,11 @@ class IndexEntry:
                 status=str(raw.get("status") or OK),
                 config=raw.get("config"),
                 code=raw.get("code"),
+                result=_number(raw.get("result")),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise StorageError(f"index entry {task_id[:64]!r} is malformed ({exc!r})") from None
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None

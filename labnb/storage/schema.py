@@ -29,13 +29,15 @@ name, text); an entry's ``config`` and a run task's ``config`` hold the
 digest, so the file a result came from can be shown and swept again.
 
 Each entry records the hash of the code that computed it (``code``), so a
-result made by an older version of its type's code shows as stale.
+result made by an older version of its type's code shows as stale, and its
+result when that is a number (``result``), a column like any metric.
 
 Schema versions (``PRAGMA user_version``): 7 is this one; 6 recorded no code
-hashes (opening it adds ``entries.code``); 5 had no config
-files (opening it adds ``configs`` and the ``config`` columns); 4 did not
-record the GPUs and cores a running task holds (opening it adds the column); 3 had no live
-state (opening it adds the columns and ``run_output``); 2 had no runs or
+hashes or numeric results (opening it adds ``entries.code`` and
+``entries.result``); 5 had no config files (opening it adds ``configs`` and
+the ``config`` columns); 4 did not record the GPUs and cores a running task
+holds (opening it adds the column); 3 had no live state (opening it adds the
+columns and ``run_output``); 2 had no runs or
 leases (opening it adds them); 0.1.0's index was a diskcache of pickled dicts
 (version 1, migrated by ``migrate.py``).
 """
@@ -72,6 +74,7 @@ ENTRY_COLUMNS = (
     "tracking",
     "config",
     "code",
+    "result",
     "search",
 )
 _CREATE = """
@@ -80,7 +83,8 @@ CREATE TABLE IF NOT EXISTS entries (
     format TEXT NOT NULL, file TEXT NOT NULL, size INTEGER NOT NULL, checksum TEXT NOT NULL,
     started REAL NOT NULL, finished REAL NOT NULL, run_id TEXT, mlflow_run_id TEXT,
     artifacts TEXT, status TEXT NOT NULL DEFAULT 'ok',
-    params TEXT NOT NULL, tracking TEXT NOT NULL, search TEXT NOT NULL, config TEXT, code TEXT
+    params TEXT NOT NULL, tracking TEXT NOT NULL, search TEXT NOT NULL, config TEXT, code TEXT,
+    result REAL
 );
 CREATE INDEX IF NOT EXISTS entries_by_type ON entries (type, started);
 CREATE INDEX IF NOT EXISTS entries_by_start ON entries (started);
@@ -122,7 +126,7 @@ CHUNK = 500
 
 
 _ADDED_COLUMNS = {
-    "entries": ("config TEXT", "code TEXT"),
+    "entries": ("config TEXT", "code TEXT", "result REAL"),
     "runs": ("version INTEGER NOT NULL DEFAULT 0",),
     "run_tasks": (
         "root INTEGER NOT NULL DEFAULT 0",
@@ -137,7 +141,8 @@ _ADDED_COLUMNS = {
 }
 """Columns later versions added to older tables (``CREATE ... IF NOT EXISTS`` keeps old
 tables): version 4 the live state of ``runs`` and ``run_tasks``, version 5
-``run_tasks.resources``, version 6 ``config``, version 7 ``entries.code``."""
+``run_tasks.resources``, version 6 ``config``, version 7 ``entries.code`` and
+``entries.result``."""
 
 
 def create(connection: sqlite3.Connection) -> None:
@@ -324,6 +329,7 @@ def _fixed_row(entry: IndexEntry) -> tuple[Any, ...]:
         ),
         entry.config,
         entry.code,
+        entry.result,
         search.lower(),
     )
 
@@ -333,7 +339,8 @@ SELECT_ENTRY = f"SELECT {','.join(ENTRY_COLUMNS[:-1])} FROM entries"
 
 def entry_from_row(row: tuple[Any, ...]) -> IndexEntry:
     (task_id, type_, module, code_version, fmt, file, size, checksum, started, finished,
-     run_id, mlflow_run_id, artifacts, status, params, tracking, config, code) = row  # fmt: skip
+     run_id, mlflow_run_id, artifacts, status, params, tracking, config, code,
+     result) = row  # fmt: skip
     return IndexEntry(
         task_id=task_id,
         type=type_,
@@ -353,6 +360,7 @@ def entry_from_row(row: tuple[Any, ...]) -> IndexEntry:
         status=status,
         config=config,
         code=code,
+        result=result,
     )
 
 
