@@ -339,7 +339,21 @@ function render({ model, el, experimental }) {
         td.labnbBox.checked = allMatching || selected.has(row.id);
       },
     },
-    { key: "f:type", sort: "type", label: "Type", text: (row) => row.type },
+    {
+      key: "f:type",
+      sort: "type",
+      label: "Type",
+      // The type, and a mark on entries an older version of it made.
+      create: () => h("td", {}, h("span"), h("span", { class: "labnb-version-mark", hidden: true })),
+      update: (td, row) => {
+        const [name, mark] = td.children;
+        setText(name, row.type);
+        const older = row.version === "older" || row.version === "stale";
+        mark.hidden = !older;
+        setText(mark, row.version === "stale" ? "stale" : "older version");
+        setAttr(mark, "title", older ? (row.version_note ?? null) : null);
+      },
+    },
   ];
   const fixedEnd = [
     {

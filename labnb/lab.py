@@ -32,10 +32,10 @@ from .model.identity import decode
 from .model.tasks import (
     attach_result_meta,
     code_version_of,
+    defined_type,
     is_task,
     meta_of,
     task_id,
-    task_type_for,
     type_name_of,
 )
 from .runners.backends import runner_for
@@ -504,20 +504,12 @@ class Lab:
         stale = set()
         for key, (name, module, recorded) in self.catalog.code_hashes(types).items():
             if (name, module) not in current:
-                cls = given.get(name) or _defined_now(module, name)
+                cls = given.get(name) or defined_type(name, module)
                 current[(name, module)] = None if cls is None else code_hash(cls)
             if same_code(recorded, current[(name, module)]) is False:
                 stale.add(key)
         table["stale"] = table["id"].isin(stale)
         return table
-
-
-def _defined_now(module: str, name: str) -> type | None:
-    """The task type defined now under that name, if this process has one."""
-    try:
-        return task_type_for(module, name)
-    except LookupError:
-        return None
 
 
 def _report_stale(plan: Plan) -> None:

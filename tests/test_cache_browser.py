@@ -148,3 +148,36 @@ def test_a_numeric_result_is_a_column_to_sort_and_filter_by(lab):
     assert squares == ["1024", "1089", "1156", "1225", "1296", "1369", "1444", "1521"]
     assert lab.catalog.count(["WithEnum"], where="result >= 0") == 0  # not a number: none
     view.close()
+
+
+def _fit_type(version, edited=False):
+    @labnb.task(code_version=version)
+    class Fit:
+        n: int
+
+        if edited:
+
+            def run(self):
+                return self.n + 1
+
+        else:
+
+            def run(self):
+                return self.n
+
+    return Fit
+
+
+def test_entries_of_an_older_version_are_marked_with_when_it_was_last_used(tmp_path):
+    lab = labnb.Lab(storage=tmp_path / "s", runner="serial")
+    lab.run_tasks([_fit_type("v1")(n=n) for n in range(2)], disable_progress=True)
+    lab.run_tasks([_fit_type("v2")(n=n) for n in range(3)], disable_progress=True)
+    view = CacheView(lab)
+    marks = sorted((row["version"], row["version_note"] or "") for row in view.rows)
+    assert [mark for mark, _ in marks] == ["current"] * 3 + ["older"] * 2
+    assert marks[-1][1].startswith("made by version 'v1' of ") and "last used 20" in marks[-1][1]
+    # The same version with other code: stale (labtech's rule keeps it in use).
+    _fit_type("v2", edited=True)
+    view.dispatch("refresh", {})
+    assert sorted(row["version"] for row in view.rows) == ["older"] * 2 + ["stale"] * 3
+    view.close()

@@ -22,6 +22,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -40,7 +41,8 @@ from ..engine.state import (
     WAITING,
     RunState,
 )
-from ..model.tasks import is_task
+from ..model.code_hash import code_hash, same_code
+from ..model.tasks import code_version_of, defined_type, is_task
 from ..storage import IndexEntry, QueryError, Tracking
 from ..storage.catalog import REMOVE_BATCH
 from ..storage.schema import PARAMS
@@ -698,7 +700,41 @@ class CacheView(LiveView):
         columns, cells = _page_columns(rows)
         self.columns = columns
         self.total_rows = total
-        self.rows = [_page_row(row, columns, cell) for row, cell in zip(rows, cells, strict=True)]
+        marks = self._version_marks(rows)
+        self.rows = [
+            {**_page_row(row, columns, cell), **mark}
+            for row, cell, mark in zip(rows, cells, marks, strict=True)
+        ]
+
+    def _version_marks(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Per row: ``version`` "current", "older" (another ``code_version`` than the
+        type's definition now, with when that version was last used) or "stale"
+        (same version, older code), or None where this kernel has no such type."""
+        current: dict[str, tuple[str | None, str] | None] = {}
+        last_used: dict[str, dict[str | None, float]] = {}
+        marks: list[dict[str, Any]] = []
+        for row in rows:
+            name = row["type"]
+            if name not in current:
+                cls = defined_type(name)
+                current[name] = None if cls is None else (code_version_of(cls), code_hash(cls))
+            now = current[name]
+            if now is None:
+                marks.append({"version": None, "version_note": None})
+            elif row["code_version"] != now[0]:
+                if name not in last_used:
+                    last_used[name] = {v: last for v, _, last in self._catalog.versions(name)}
+                when = last_used[name].get(row["code_version"])
+                note = f"made by version {row['code_version']!r} of {name}"
+                if when is not None:
+                    note += f", last used {datetime.fromtimestamp(when):%Y-%m-%d %H:%M}"
+                marks.append({"version": "older", "version_note": note})
+            elif same_code(row["code"], now[1]) is False:
+                note = f"made by an older version of {name}'s code: lab.explain(task) says more"
+                marks.append({"version": "stale", "version_note": note})
+            else:
+                marks.append({"version": "current", "version_note": None})
+        return marks
 
     def _send_groups(self, text: str, wanted: FilterQuery) -> None:
         """Every type with how many of its entries match the filter (``count``) and

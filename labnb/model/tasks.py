@@ -299,6 +299,15 @@ def _make_task_type(
     return cls
 
 
+def defined_type(qualname: str, module: str | None = None) -> type | None:
+    """The task type defined now under that name (in that module, when given),
+    or None when there is none or several modules define one."""
+    if module is not None and (module, qualname) in _TASK_TYPES:
+        return _TASK_TYPES[(module, qualname)]
+    found = [cls for (_, name), cls in _TASK_TYPES.items() if name == qualname]
+    return found[0] if len(found) == 1 else None
+
+
 def task_type_for(module: str, qualname: str) -> type:
     """The task type stored as ``module``/``qualname``, to rebuild a nested task.
 

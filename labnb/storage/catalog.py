@@ -50,6 +50,7 @@ FIXED = {
     "size_bytes": "size",
     "status": "status",
     "code_version": "code_version",
+    "code": "code",
     "result": "result",
     "run_id": "run_id",
     "mlflow_run_id": "mlflow_run_id",
