@@ -312,6 +312,9 @@ class RunView(LiveView):
         self._samplers: dict[int, Any] = {}
         self._sampled_at = 0.0
         self._parallel = 0
+        self._labels: dict[str, str] = {}
+        """Each task's label, written once: a task never changes, and labels are
+        most of the cost of a tick's rows."""
         """The most tasks seen running at once: how many run side by side, for the ETA."""
         self._usage: dict[int, tuple[float | None, float | None]] = {}
         self._gpu_usage: dict[int, tuple[float | None, float | None]] = {}
@@ -451,8 +454,8 @@ class RunView(LiveView):
                 {
                     "id": key,
                     "type": record.type_name,
-                    "label": _params_label(record.task),
-                    "params": _params_label(record.task),
+                    "label": self._label(key, record.task),
+                    "params": self._label(key, record.task),
                     "status": record.status,
                     "elapsed_s": round(end - record.started, 1) if record.started else None,
                     "cpu_percent": cpu if running else None,
@@ -467,6 +470,12 @@ class RunView(LiveView):
                 }
             )
         return rows
+
+    def _label(self, key: str, task: Any) -> str:
+        label = self._labels.get(key)
+        if label is None:
+            label = self._labels[key] = _params_label(task)
+        return label
 
     def _sample_usage(self) -> None:
         """CPU and memory of the workers running tasks, at most once a second."""
@@ -516,7 +525,7 @@ class RunView(LiveView):
             tracked["metrics"] = _metrics_payload(record.metrics)
         return {
             "id": key,
-            "label": _params_label(record.task),
+            "label": self._label(key, record.task),
             "status": record.status,
             "text": text[-LOG_TEXT_LIMIT:],
             **tracked,
