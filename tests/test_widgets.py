@@ -178,7 +178,17 @@ def test_cache_view_lists_groups_and_pages(cached_lab):
     view.query = {**view.query, "type": "", "text": "colour.blue", "page": 0}
     assert view.total_rows == 1 and view.rows[0]["params"]["params.colour"] == "Colour.BLUE"
     row = view.rows[0]
-    assert set(row) == {"id", "type", "label", "params", "started", "duration_s", "size_bytes"}
+    assert set(row) == {
+        "id",
+        "type",
+        "label",
+        "params",
+        "started",
+        "duration_s",
+        "size_bytes",
+        "version",
+        "version_note",
+    }
     view.close()
 
 
