@@ -2,8 +2,9 @@
 
 A notebook cell runs a sweep of ``Fit`` tasks over ``C`` and ``seed``, each
 logging an ``accuracy``; the next cell shows the Lab (its cache browser). A
-click on "Compare" draws accuracy against C, one point per task; colouring by
-seed gives each seed its colour and a legend entry. Screenshots in the light
+click on the ``metrics.accuracy`` header sorts by it; a click on "Compare"
+draws accuracy against C, one point per task; colouring by seed gives each
+seed its colour and a legend entry. Screenshots in the light
 and the dark theme land in ``screenshots/``.
 """
 
@@ -39,6 +40,12 @@ def test_compare_draws_a_metric_against_a_parameter(notebook, tmp_path):
     nb.run_cell(1)
     view = nb.cell(1).locator(".labnb-cache-view")
     view.locator("tbody tr").first.wait_for(timeout=60_000)
+    # A metric is a column like any other: sorted by a click on its header.
+    view.get_by_role("button", name="metrics.accuracy", exact=True).click()
+    first = view.locator("tbody tr").first
+    lowest = ["0.5", "0", "0.61", "0.61"]  # C, seed, metrics.accuracy, result
+    until(lambda: first.locator("td.labnb-param").all_inner_texts() == lowest,
+          "the lowest accuracy first", nb, 30)  # fmt: skip
     view.get_by_role("button", name="Compare").click()
     panel = view.get_by_role("region", name="Compare")
     points = panel.locator("circle.labnb-point")
