@@ -15,6 +15,7 @@ import {
   syncKeyed,
   watchHeartbeat,
 } from "./common.js";
+import { createTypeGraph } from "./graph.js";
 import { createMetricsPanel } from "./metrics.js";
 
 export const BLOCKING_NOTE =
@@ -69,9 +70,21 @@ function render({ model, el, experimental }) {
   const blockingNote = h("p", { class: "labnb-note", hidden: true, text: BLOCKING_NOTE });
   const staleNote = h("p", { class: "labnb-note labnb-warning", hidden: true });
 
-  // --- one bar per task type
+  // --- one bar per task type, and the run's graph by type
   const typesBox = h("div", { class: "labnb-types" });
   const typeRows = new Map();
+  const graph = createTypeGraph();
+  const graphButton = h("button", {
+    type: "button",
+    class: "labnb-button labnb-small",
+    text: "Task graph",
+    "aria-expanded": "false",
+    hidden: true,
+  });
+  onPress(graphButton, () => {
+    graph.update(model.get("types") ?? []);
+    setAttr(graphButton, "aria-expanded", String(graph.toggle()));
+  });
 
   // --- which rows: a status filter, "showing N of M", and a compact cached rerun
   const filterBox = h("div", {
@@ -144,9 +157,10 @@ function render({ model, el, experimental }) {
       h("div", { class: "labnb-overall" }, overall.el),
       cancel,
     ),
-    h("div", { class: "labnb-summary" }, stateBadge, counts, times),
+    h("div", { class: "labnb-summary" }, stateBadge, counts, times, graphButton),
     failuresBox,
     typesBox,
+    graph.el,
     status.el,
     filterBox,
     loadedNote,
@@ -231,6 +245,9 @@ function render({ model, el, experimental }) {
   }
 
   function updateTypes() {
+    const types = model.get("types") ?? [];
+    graphButton.hidden = types.length < 2; // one type: nothing to draw
+    if (!graph.el.hidden) graph.update(types);
     syncKeyed(
       typesBox,
       typeRows,

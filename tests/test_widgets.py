@@ -410,3 +410,15 @@ def test_a_task_handed_to_a_worker_that_has_not_begun_it_is_starting(tmp_path):
     assert view.summary["starting"] == 0 and view.summary["running"] == 1
     assert two not in state.running_keys()
     view.close()
+
+
+def test_run_view_types_say_which_types_they_depend_on(tmp_path):
+    from sample_tasks import Total
+
+    lab = labnb.Lab(storage=tmp_path / "s", runner="thread")
+    run = lab.submit([Total(parts=[Square(x=1), Square(x=2)])])
+    run.wait(30)
+    view = RunView(run.state)
+    after = {row["type"]: row["after"] for row in view.types}
+    assert after == {"Total": ["Square"], "Square": []}
+    view.close()

@@ -42,7 +42,7 @@ from ..engine.state import (
     RunState,
 )
 from ..model.code_hash import code_hash, same_code
-from ..model.tasks import code_version_of, defined_type, is_task
+from ..model.tasks import code_version_of, defined_type, dependencies_of, is_task, meta_of
 from ..storage import IndexEntry, QueryError, Tracking
 from ..storage.catalog import REMOVE_BATCH
 from ..storage.schema import PARAMS
@@ -312,6 +312,8 @@ class RunView(LiveView):
         self._samplers: dict[int, Any] = {}
         self._sampled_at = 0.0
         self._parallel = 0
+        self._graph: dict[str, list[str]] = {}
+        self._graph_size = -1
         self._labels: dict[str, str] = {}
         """Each task's label, written once: a task never changes, and labels are
         most of the cost of a tick's rows."""
@@ -419,16 +421,37 @@ class RunView(LiveView):
         return [{"type": name, **kind} for name, kind in ordered[:MAX_FAILURE_KINDS]]
 
     def _types(self) -> list[dict[str, Any]]:
+        """One row per task type with its counts, and ``after``: the types its tasks
+        depend on (the run's graph, drawn by type: readable at any size)."""
+        after = self._type_graph()
         by_type: dict[str, dict[str, Any]] = {}
         for _, record in self._state.items():
             name = record.type_name
-            row = by_type.setdefault(name, {"type": name, "total": 0, "done": 0, "failed": 0})
+            row = by_type.setdefault(
+                name,
+                {"type": name, "total": 0, "done": 0, "failed": 0, "after": after.get(name, [])},
+            )
             row["total"] += 1
             if record.status in (DONE, LOADED):
                 row["done"] += 1
             elif record.status == FAILED:
                 row["failed"] += 1
         return list(by_type.values())
+
+    def _type_graph(self) -> dict[str, list[str]]:
+        """Type -> the types it depends on; read again only when the run grows."""
+        records = self._state.records
+        if self._graph_size != len(records):
+            edges: dict[str, set[str]] = {}
+            for record in list(records.values()):
+                if is_task(record.task):
+                    for dependency in dependencies_of(record.task):
+                        named = meta_of(dependency).type_name
+                        if named != record.type_name:
+                            edges.setdefault(record.type_name, set()).add(named)
+            self._graph = {name: sorted(needed) for name, needed in edges.items()}
+            self._graph_size = len(records)
+        return self._graph
 
     def _rows(self, now: float) -> list[dict[str, Any]]:
         """Running first, then failed and cancelled, then the latest finished, then

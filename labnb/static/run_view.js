@@ -369,12 +369,120 @@ function createActions({ experimental, status, isBusy, timing = TIMING }) {
   return { run, dispose };
 }
 
-// js/metrics.js
+// js/graph.js
 var SVG = "http://www.w3.org/2000/svg";
+var BOX = { w: 168, h: 42 };
+var GAP = { x: 56, y: 14 };
+var PAD = 6;
+function svg(tag, attrs = {}, ...children) {
+  const node = document.createElementNS(SVG, tag);
+  for (const [name, value] of Object.entries(attrs)) node.setAttribute(name, String(value));
+  node.append(...children);
+  return node;
+}
+function depths(types) {
+  const after = new Map(types.map((t) => [t.type, t.after ?? []]));
+  const depth = /* @__PURE__ */ new Map();
+  const visit = (name, seen) => {
+    if (depth.has(name)) return depth.get(name);
+    if (seen.has(name)) return 0;
+    seen.add(name);
+    const needs = (after.get(name) ?? []).filter((n) => after.has(n));
+    const d = needs.length ? 1 + Math.max(...needs.map((n) => visit(n, seen))) : 0;
+    depth.set(name, d);
+    return d;
+  };
+  for (const name of after.keys()) visit(name, /* @__PURE__ */ new Set());
+  return depth;
+}
+function createTypeGraph() {
+  const chart = svg("svg", { class: "labnb-graph", role: "img" });
+  const el = h(
+    "section",
+    { class: "labnb-graph-box", hidden: true, "aria-label": "Task graph" },
+    chart
+  );
+  function update(types) {
+    const depth = depths(types);
+    const columns = [];
+    for (const t of [...types].sort((a, b) => a.type.localeCompare(b.type))) {
+      const d = depth.get(t.type) ?? 0;
+      (columns[d] ??= []).push(t);
+    }
+    const at = /* @__PURE__ */ new Map();
+    columns.forEach(
+      (column, x) => column.forEach(
+        (t, y) => at.set(t.type, { x: PAD + x * (BOX.w + GAP.x), y: PAD + y * (BOX.h + GAP.y) })
+      )
+    );
+    const width = PAD * 2 + columns.length * BOX.w + Math.max(0, columns.length - 1) * GAP.x;
+    const rows = Math.max(1, ...columns.map((c) => c.length));
+    const height = PAD * 2 + rows * BOX.h + (rows - 1) * GAP.y;
+    chart.setAttribute("viewBox", `0 0 ${width} ${height}`);
+    chart.setAttribute("width", width);
+    chart.setAttribute("height", height);
+    const arrow = svg(
+      "marker",
+      {
+        id: "labnb-arrow",
+        viewBox: "0 0 8 8",
+        refX: 8,
+        refY: 4,
+        markerWidth: 6,
+        markerHeight: 6,
+        orient: "auto"
+      },
+      svg("path", { d: "M0,0 L8,4 L0,8 z", class: "labnb-graph-arrow" })
+    );
+    const nodes = [svg("defs", {}, arrow)];
+    for (const t of types) {
+      const to = at.get(t.type);
+      for (const need of t.after ?? []) {
+        const from = at.get(need);
+        if (!from) continue;
+        nodes.push(svg("line", {
+          class: "labnb-graph-edge",
+          x1: from.x + BOX.w,
+          y1: from.y + BOX.h / 2,
+          x2: to.x - 2,
+          y2: to.y + BOX.h / 2,
+          "marker-end": "url(#labnb-arrow)"
+        }));
+      }
+    }
+    for (const t of types) {
+      const { x, y } = at.get(t.type);
+      const state = t.failed ? "failed" : t.done === t.total ? "done" : "running";
+      const counts = `${t.done}/${t.total}` + (t.failed ? ` \xB7 ${t.failed} failed` : "");
+      const box = svg(
+        "g",
+        { class: "labnb-graph-node", "data-type": t.type, "data-state": state },
+        svg("rect", { x, y, width: BOX.w, height: BOX.h, rx: 4 }),
+        svg("text", { x: x + 8, y: y + 17, class: "labnb-graph-name" }, t.type),
+        svg("text", { x: x + 8, y: y + 33, class: "labnb-graph-count" }, counts),
+        svg("title", {}, `${t.type}: ${counts}`)
+      );
+      nodes.push(box);
+    }
+    chart.replaceChildren(...nodes);
+    chart.setAttribute("aria-label", `Task graph: ${types.map((t) => t.type).join(", ")}`);
+  }
+  return {
+    el,
+    update,
+    toggle() {
+      el.hidden = !el.hidden;
+      return !el.hidden;
+    }
+  };
+}
+
+// js/metrics.js
+var SVG2 = "http://www.w3.org/2000/svg";
 var SPARK_WIDTH = 120;
 var SPARK_HEIGHT = 24;
-function svg(tag, attrs = {}) {
-  const node = document.createElementNS(SVG, tag);
+function svg2(tag, attrs = {}) {
+  const node = document.createElementNS(SVG2, tag);
   for (const [key, value] of Object.entries(attrs)) node.setAttribute(key, String(value));
   return node;
 }
@@ -431,8 +539,8 @@ function createMetricsPanel() {
     const drawn = points.length > 1 ? sparkPoints(points) : "";
     if (drawn) {
       if (!p.svg) {
-        p.line = svg("polyline", { class: "labnb-spark-line", fill: "none" });
-        p.svg = svg("svg", {
+        p.line = svg2("polyline", { class: "labnb-spark-line", fill: "none" });
+        p.svg = svg2("svg", {
           class: "labnb-spark",
           role: "img",
           width: SPARK_WIDTH,
@@ -532,6 +640,18 @@ function render({ model, el, experimental }) {
   const staleNote = h("p", { class: "labnb-note labnb-warning", hidden: true });
   const typesBox = h("div", { class: "labnb-types" });
   const typeRows = /* @__PURE__ */ new Map();
+  const graph = createTypeGraph();
+  const graphButton = h("button", {
+    type: "button",
+    class: "labnb-button labnb-small",
+    text: "Task graph",
+    "aria-expanded": "false",
+    hidden: true
+  });
+  onPress(graphButton, () => {
+    graph.update(model.get("types") ?? []);
+    setAttr(graphButton, "aria-expanded", String(graph.toggle()));
+  });
   const filterBox = h("div", {
     class: "labnb-task-filter",
     role: "group",
@@ -596,9 +716,10 @@ function render({ model, el, experimental }) {
       h("div", { class: "labnb-overall" }, overall.el),
       cancel
     ),
-    h("div", { class: "labnb-summary" }, stateBadge, counts, times),
+    h("div", { class: "labnb-summary" }, stateBadge, counts, times, graphButton),
     failuresBox,
     typesBox,
+    graph.el,
     status.el,
     filterBox,
     loadedNote,
@@ -665,6 +786,9 @@ function render({ model, el, experimental }) {
     failuresBox.replaceChildren(...parts);
   }
   function updateTypes() {
+    const types = model.get("types") ?? [];
+    graphButton.hidden = types.length < 2;
+    if (!graph.el.hidden) graph.update(types);
     syncKeyed(
       typesBox,
       typeRows,
