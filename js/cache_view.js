@@ -350,7 +350,8 @@ function render({ model, el, experimental }) {
         setText(name, row.type);
         const older = row.version === "older" || row.version === "stale";
         mark.hidden = !older;
-        setText(mark, row.version === "stale" ? "stale" : "older version");
+        // Empty when hidden: the cell's text is then the type alone (copying, tests).
+        setText(mark, !older ? "" : row.version === "stale" ? "stale" : "older version");
         setAttr(mark, "title", older ? (row.version_note ?? null) : null);
       },
     },

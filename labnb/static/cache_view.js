@@ -927,7 +927,7 @@ function render({ model, el, experimental }) {
         setText(name, row.type);
         const older = row.version === "older" || row.version === "stale";
         mark.hidden = !older;
-        setText(mark, row.version === "stale" ? "stale" : "older version");
+        setText(mark, !older ? "" : row.version === "stale" ? "stale" : "older version");
         setAttr(mark, "title", older ? row.version_note ?? null : null);
       }
     }
