@@ -227,6 +227,14 @@ export function createStatus() {
   return { el, show, dispose: () => clearTimeout(timer) };
 }
 
+/** An SVG element, as `h` makes HTML ones (the compare chart and the task graph). */
+export function svg(tag, attrs = {}, ...children) {
+  const node = document.createElementNS("http://www.w3.org/2000/svg", tag);
+  for (const [name, value] of Object.entries(attrs)) node.setAttribute(name, String(value));
+  node.append(...children);
+  return node;
+}
+
 // --------------------------------------------------------------- log panel
 
 /**

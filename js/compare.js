@@ -2,9 +2,8 @@
 // cached task, coloured by another parameter, drawn as SVG in the widget (no
 // server, no plotting library). The kernel sends the points (`compare`).
 
-import { h } from "./common.js";
+import { h, svg } from "./common.js";
 
-const SVG = "http://www.w3.org/2000/svg";
 const WIDTH = 520;
 const HEIGHT = 260;
 const MARGIN = { left: 56, right: 12, top: 10, bottom: 34 };
@@ -23,12 +22,6 @@ export const PALETTE = [
   "#bab0ac",
 ];
 
-function svg(tag, attrs = {}, ...children) {
-  const node = document.createElementNS(SVG, tag);
-  for (const [name, value] of Object.entries(attrs)) node.setAttribute(name, String(value));
-  node.append(...children);
-  return node;
-}
 
 const isNumber = (value) => typeof value === "number" && Number.isFinite(value);
 

@@ -2,19 +2,12 @@
 // failures), an arrow from each type to the types that use its results. By type,
 // so a sweep of 10,000 tasks is still a picture one can read. SVG, no library.
 
-import { h } from "./common.js";
+import { h, svg } from "./common.js";
 
-const SVG = "http://www.w3.org/2000/svg";
 const BOX = { w: 168, h: 42 };
 const GAP = { x: 56, y: 14 };
 const PAD = 6;
 
-function svg(tag, attrs = {}, ...children) {
-  const node = document.createElementNS(SVG, tag);
-  for (const [name, value] of Object.entries(attrs)) node.setAttribute(name, String(value));
-  node.append(...children);
-  return node;
-}
 
 /** Each type's column: 0 for types that need no other, else one past the deepest need. */
 export function depths(types) {

@@ -135,6 +135,12 @@ function createStatus() {
   };
   return { el, show, dispose: () => clearTimeout(timer) };
 }
+function svg(tag, attrs = {}, ...children) {
+  const node = document.createElementNS("http://www.w3.org/2000/svg", tag);
+  for (const [name, value] of Object.entries(attrs)) node.setAttribute(name, String(value));
+  node.append(...children);
+  return node;
+}
 var LOG_RECORD = /^(\d\d:\d\d:\d\d) (DEBUG|INFO|WARNING|ERROR|CRITICAL) ([^\n:]*:)/;
 function appendLog(pre, text, atLineStart) {
   let start = atLineStart;
@@ -368,7 +374,6 @@ function createActions({ experimental, status, isBusy, timing = TIMING }) {
 }
 
 // js/compare.js
-var SVG = "http://www.w3.org/2000/svg";
 var WIDTH = 520;
 var HEIGHT = 260;
 var MARGIN = { left: 56, right: 12, top: 10, bottom: 34 };
@@ -385,12 +390,6 @@ var PALETTE = [
   "#9c755f",
   "#bab0ac"
 ];
-function svg(tag, attrs = {}, ...children) {
-  const node = document.createElementNS(SVG, tag);
-  for (const [name, value] of Object.entries(attrs)) node.setAttribute(name, String(value));
-  node.append(...children);
-  return node;
-}
 var isNumber = (value) => typeof value === "number" && Number.isFinite(value);
 function tickText(value) {
   if (value === 0) return "0";
@@ -521,11 +520,11 @@ function createComparePanel({ onChange }) {
 }
 
 // js/metrics.js
-var SVG2 = "http://www.w3.org/2000/svg";
+var SVG = "http://www.w3.org/2000/svg";
 var SPARK_WIDTH = 120;
 var SPARK_HEIGHT = 24;
 function svg2(tag, attrs = {}) {
-  const node = document.createElementNS(SVG2, tag);
+  const node = document.createElementNS(SVG, tag);
   for (const [key, value] of Object.entries(attrs)) node.setAttribute(key, String(value));
   return node;
 }

@@ -146,6 +146,12 @@ function createStatus() {
   };
   return { el, show, dispose: () => clearTimeout(timer) };
 }
+function svg(tag, attrs = {}, ...children) {
+  const node = document.createElementNS("http://www.w3.org/2000/svg", tag);
+  for (const [name, value] of Object.entries(attrs)) node.setAttribute(name, String(value));
+  node.append(...children);
+  return node;
+}
 var LOG_RECORD = /^(\d\d:\d\d:\d\d) (DEBUG|INFO|WARNING|ERROR|CRITICAL) ([^\n:]*:)/;
 function appendLog(pre, text, atLineStart) {
   let start = atLineStart;
@@ -370,16 +376,9 @@ function createActions({ experimental, status, isBusy, timing = TIMING }) {
 }
 
 // js/graph.js
-var SVG = "http://www.w3.org/2000/svg";
 var BOX = { w: 168, h: 42 };
 var GAP = { x: 56, y: 14 };
 var PAD = 6;
-function svg(tag, attrs = {}, ...children) {
-  const node = document.createElementNS(SVG, tag);
-  for (const [name, value] of Object.entries(attrs)) node.setAttribute(name, String(value));
-  node.append(...children);
-  return node;
-}
 function depths(types) {
   const after = new Map(types.map((t) => [t.type, t.after ?? []]));
   const depth = /* @__PURE__ */ new Map();
@@ -478,11 +477,11 @@ function createTypeGraph() {
 }
 
 // js/metrics.js
-var SVG2 = "http://www.w3.org/2000/svg";
+var SVG = "http://www.w3.org/2000/svg";
 var SPARK_WIDTH = 120;
 var SPARK_HEIGHT = 24;
 function svg2(tag, attrs = {}) {
-  const node = document.createElementNS(SVG2, tag);
+  const node = document.createElementNS(SVG, tag);
   for (const [key, value] of Object.entries(attrs)) node.setAttribute(key, String(value));
   return node;
 }
