@@ -89,6 +89,35 @@ def test_older_versions_are_counted_and_removed_in_one_action(shell, capsys):
         shell.run_line_magic("labnb", "uncache never --old")
 
 
+def test_explain_names_the_changed_cell_line_and_the_changed_inputs(shell, capsys):
+    shell.run_cell("def helper(v):\n    return v + 1\nY = np.zeros(3)")
+    cell(shell, "why k=[1, 2] --wait", "score = helper(k) + X.sum()\nscore * 2")
+    # X's content, helper's source and one line of the body change; Y is newly read.
+    shell.run_cell("X = np.arange(7.0)\ndef helper(v):\n    return v + 2")
+    edited = "# a comment\nscore = helper(k) + X.sum() + Y.sum()\nscore * 2"
+    cell(shell, "why k=[1, 2] --wait", edited)
+    capsys.readouterr()
+    shell.run_line_magic("labnb", "explain why k=1")
+    assert "is cached: computed" in capsys.readouterr().out
+    shell.run_line_magic("labnb", "explain why k=5")
+    text = capsys.readouterr().out
+    assert "is not cached. The nearest cached entries of its type differ in:" in text
+    assert "params.k: 1 cached, 5 now" in text
+    older = text[text.index("; code_version: ") :].splitlines()[1:7]
+    assert older == [
+        "    the cell's source changed:",
+        "      -score = helper(k) + X.sum()",
+        "      +score = helper(k) + X.sum() + Y.sum()",
+        "    X: content changed",
+        "    Y: newly read by the cell",
+        "    helper: source changed",
+    ]
+    with pytest.raises(UsageError, match="run the %%labtask cell 'never' first"):
+        shell.run_line_magic("labnb", "explain never k=1")
+    with pytest.raises(UsageError, match="unexpected keyword argument 'j'"):
+        shell.run_line_magic("labnb", "explain why j=1")
+
+
 def test_cache_hit_and_invalidation(shell):
     body = "time.time() + X.sum() * 0 + k"
     cell(shell, "stamp k=[1, 2] --lab fast --wait", body)

@@ -16,9 +16,11 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import TaskFailed
+from ..model.cell_versions import KEPT_NAME, cell_version_of
 from ..model.code_hash import code_hash
 from ..model.tasks import (
     AUTO,
+    code_version_of,
     config_origin,
     dependencies_of,
     meta_of,
@@ -170,13 +172,17 @@ class RunLoop:
         self._committed_at = time.monotonic()
 
     def _keep_configs(self) -> None:
-        """Keep the config files the run's tasks were built from (each text once)."""
+        """Keep the config files the run's tasks were built from, and the versions of
+        the ``%%labtask`` cells they are (``lab.explain`` compares them): each text once."""
         kept = {}
         for key, task in self.plan.tasks.items():
             config = config_origin(task)
             if config is not None:
                 digest = self._configs[key] = config.digest
                 kept[digest] = (digest, config.name, config.text)
+            cell, version = cell_version_of(type(task)), code_version_of(task)
+            if cell is not None and version is not None:
+                kept[version] = (version, KEPT_NAME.format(name=cell.name), cell.text())
         self.storage.index.keep_configs(list(kept.values()))
 
     def _task_row(self, key: str, over: bool = False) -> TaskRow:

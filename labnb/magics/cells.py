@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ConfigError, LabnbError
+from ..model.cell_versions import CellVersion
 from ..model.config_files import ConfigFile, as_config
 from ..model.config_sweep import Builder, sweeps, top_level
 from ..model.sweeps import combinations
@@ -249,16 +250,18 @@ def make_task_type(
     }
     # The cell's syntax tree, not its text: a comment or reformatting reruns nothing.
     digest = hashlib.blake2b(normalised_source(source).encode(), digest_size=16)
+    version = CellVersion(spec.name, source)
     for name, value in inputs.items():
         if name in spec.ignore:
             continue
         try:
-            digest.update(f"{name}={fingerprint(value)};".encode())
+            version.inputs[name] = CellVersion.input(value, fingerprint(value))
         except Unfingerprintable as error:
             raise LineError(
                 f"cannot fingerprint {name!r} ({type(value).__name__}: {error}); "
                 f"pass --ignore {name} to leave it out of the cache key"
             ) from None
+        digest.update(f"{name}={version.inputs[name][1]};".encode())
     cls = type(
         spec.name,
         (),
@@ -270,6 +273,7 @@ def make_task_type(
             "run": run_cell,
             "_labnb_cell_source": source,
             "_labnb_cell_inputs": inputs,
+            "_labnb_cell_version": version,
         },
     )
     return task(

@@ -40,7 +40,8 @@ LINE_USAGE = """%labnb                      show the default lab's cache browser
 %labnb status               a short text summary of the default lab's cache
 %labnb storage PATH         use PATH as the default lab's storage
 %labnb uncache TYPE [k=v]   remove cached results of a %%labtask type (or those matching k=v)
-%labnb uncache TYPE --old   remove the results of older versions of a %%labtask cell"""
+%labnb uncache TYPE --old   remove the results of older versions of a %%labtask cell
+%labnb explain NAME k=v ... why a %%labtask cell's task (these parameters) is cached or not"""
 
 
 def load_ipython_extension(shell: Any) -> None:
@@ -132,13 +133,16 @@ class LabnbMagics(Magics):
         if command == "status" and not arguments:
             print(status_text(self.default_lab, self._cell_types))
             return None
+        if command == "explain" and arguments:
+            task_type = self._current_cell_type(line, arguments[0])
+            try:
+                values = parameters(arguments[0], arguments[1:], self._namespace)
+                print(self.default_lab.explain(task_type(**dict(values))))
+            except (LineError, TypeError) as error:
+                raise UsageError(f"%labnb {line}: {error}") from None
+            return None
         if command == "uncache" and arguments[1:] == ["--old"]:
-            task_type = self._cell_types.get(arguments[0])
-            if task_type is None:
-                raise UsageError(
-                    f"%labnb uncache {arguments[0]} --old: run the %%labtask cell "
-                    f"{arguments[0]!r} first, so its current version is known"
-                )
+            task_type = self._current_cell_type(line, arguments[0])
             removed = self.default_lab.uncache_older_versions(task_type)
             print(f"labnb: removed {removed} cached result(s) of older versions of {arguments[0]}")
             return None
@@ -153,6 +157,16 @@ class LabnbMagics(Magics):
             return None
         raise UsageError(f"%labnb: unknown command {line!r}\n{LINE_USAGE}")
 
+    def _current_cell_type(self, line: str, name: str) -> type:
+        """The task type the ``%%labtask`` cell ``name`` last ran as: its current version."""
+        task_type = self._cell_types.get(name)
+        if task_type is None:
+            raise UsageError(
+                f"%labnb {line}: run the %%labtask cell {name!r} first, "
+                "so its current version is known"
+            )
+        return task_type
+
     def _lab_named(self, name: str | None) -> Lab:
         if name is None:
             return self.default_lab
@@ -164,14 +178,21 @@ class LabnbMagics(Magics):
 
 def uncache_matching(lab: Lab, type_name: str, words: list[str], namespace: dict[str, Any]) -> int:
     """Remove the cached results of ``type_name`` whose parameters match ``k=v`` words."""
-    wanted = {}
+    wanted = {PARAMS + name: value for name, value in parameters(type_name, words, namespace)}
+    return lab.catalog.remove(types=[type_name], where=wanted)
+
+
+def parameters(
+    type_name: str, words: list[str], namespace: dict[str, Any]
+) -> list[tuple[str, Any]]:
+    """The ``k=v`` words of a line, each value evaluated in the notebook, as a task stores it."""
+    found = []
     for name, expression in parse_keywords(words).items():
         try:
-            value = normalise(eval(expression, namespace), type_name, name)
+            found.append((name, normalise(eval(expression, namespace), type_name, name)))
         except Exception as error:
             raise LineError(f"{name}={expression}: {type(error).__name__}: {error}") from None
-        wanted[PARAMS + name] = value
-    return lab.catalog.remove(types=[type_name], where=wanted)
+    return found
 
 
 def status_text(lab: Lab, cells: dict[str, type] | None = None) -> str:

@@ -3,7 +3,8 @@ its tasks ran and which cached entries an older version made.
 
 The first ``scores`` cell runs a sweep; the second is the same cell edited (its
 body changed), so its tasks run again. Its run widget's "Why?" on a task says
-what differs from the nearest cached entry (the cell's version); the cache
+what differs from the nearest cached entry (the cell's version, and the
+edited line as a short diff); the cache
 browser (``%labnb``) marks the first cell's entries "older version", with when
 that version was last used on hover. Screenshots in the light and the dark
 theme land in ``screenshots/``.
@@ -35,6 +36,8 @@ def test_an_edited_cell_says_why_it_reran_and_marks_the_older_entries(notebook, 
     until(lambda: why.is_visible(), "the answer to Why?", nb, 30)
     text = why.inner_text()
     assert "is not cached" in text and "code_version" in text, text
+    # ... and what changed in the cell: its edited line, as a short diff.
+    assert "the cell's source changed:\n      -seed * 10\n      +seed * 100" in text, text
     screenshots(nb, {"why": run})
 
     nb.run_cell(3)
