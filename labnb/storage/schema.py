@@ -26,7 +26,10 @@ counts the run's updates, so a follower reads only what changed.
 Config files that tasks were built from (``labnb.sweep``, ``%%labtask
 --config``) are kept once each, content-addressed, in ``configs`` (digest,
 name, text); an entry's ``config`` and a run task's ``config`` hold the
-digest, so the file a result came from can be shown and swept again.
+digest, so the file a result came from can be shown and swept again. The
+versions of ``%%labtask`` cells are kept there too, under their
+``code_version`` (``model.cell_versions``), so ``lab.explain`` can say what
+changed in a cell.
 
 Each entry records the hash of the code that computed it (``code``), so a
 result made by an older version of its type's code shows as stale, and its
