@@ -51,7 +51,7 @@ if TYPE_CHECKING:
 
 DEFAULT_STORAGE = "labnb_storage"
 _DEFAULT: Any = object()
-DETACHED_RUNNERS = ("process", "thread", "serial")
+DETACHED_RUNNERS = ("process", "thread", "serial", "ray")
 """Runners a run process can build for itself (Ray's and custom ones hold this process's state)."""
 STOP_SECONDS = 15.0
 """How long a cancelled run may take to stop before its run process is killed."""
@@ -288,14 +288,18 @@ class Lab:
         """What a run process needs to own this run (and the context, pickled), or
         None when it must run here: nothing to compute, results that would not be
         cached (they could not come back), a storage that keeps no run records, a
-        Ray or custom runner (they hold this process's state), or a context that
-        does not pickle."""
+        runner given as an object (it holds this process's state), or a context
+        that does not pickle. A Ray runner named ``'ray'`` detaches: the run
+        process joins the same cluster as a driver of its own."""
         if (
             not plan.nodes
             or not isinstance(self.storage, LocalStorage)
             or self._runner_name not in DETACHED_RUNNERS
             or any(meta_of(plan.tasks[node.key]).format is None for node in plan.nodes)
         ):
+            return None
+        runner_options = self.runner.detached_options()
+        if runner_options is None:
             return None
         try:
             shipped = cloudpickle.dumps(tasks, protocol=pickle.HIGHEST_PROTOCOL)
@@ -308,6 +312,7 @@ class Lab:
             storage=str(self.storage.path),
             runner=self._runner_name,
             max_workers=self.max_workers,
+            runner_options=runner_options,
             gpus=self.machine.chosen,
             code=code_hashes(plan),
             continue_on_failure=self.continue_on_failure,

@@ -49,6 +49,15 @@ class Tally:
 
 
 @labnb.task
+class SlowTally(Tally):
+    """``Tally`` after sleeping the context's 'seconds': still running when its submitter dies."""
+
+    def run(self) -> str:
+        time.sleep(self.context["seconds"])
+        return super().run()
+
+
+@labnb.task
 class Chatty:
     n: int
 

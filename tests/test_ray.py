@@ -8,6 +8,8 @@ name, so the fixture puts this directory on the workers' ``PYTHONPATH``.
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -366,10 +368,40 @@ def test_runner_ray_by_name(ray_instance, tmp_path):
     lab = labnb.Lab(storage=tmp_path / "s", runner="ray")
     assert isinstance(lab.runner, RayRunner) and lab.runner.max_workers is None
     assert lab.run_task(Total(parts=[Square(x=1), Square(x=2)]), disable_progress=True) == 5
+    (run,) = lab.runs()
+    assert run.status == "done" and run.pid != os.getpid()  # driven by a run process
     assert labnb.Lab(storage=None, runner="ray", max_workers=3).runner.max_workers == 3
 
 
-@pytest.mark.skipif(not hasattr(labnb, "log_metric"), reason="labnb.log_metric is not here yet")
+SUBMIT_AND_DIE = """
+import os, signal, sys
+sys.path.insert(0, {tests!r})
+import labnb
+from ray_tasks import SlowTally
+lab = labnb.Lab(storage={storage!r}, runner="ray", context={context!r})
+lab.submit([SlowTally(name=str(n)) for n in range(4)])
+os.kill(os.getpid(), signal.SIGKILL)  # as the OOM killer would, right after submitting
+"""
+
+
+def test_a_ray_run_outlives_its_killed_submitter(ray_instance, tmp_path):
+    """``runner='ray'`` detaches as the local runners do: the run process joins the
+    cluster as a driver of its own, so the run goes on without the process that asked."""
+    (tmp_path / "tally").mkdir()
+    context = {"tally": str(tmp_path / "tally"), "seconds": 1.0}
+    script = SUBMIT_AND_DIE.format(tests=str(TESTS), storage=str(tmp_path / "s"), context=context)
+    address = ray_instance.get_runtime_context().gcs_address
+    died = subprocess.run(
+        [sys.executable, "-c", script], env={**os.environ, "RAY_ADDRESS": address}, timeout=120
+    )
+    assert died.returncode == -signal.SIGKILL
+    (run,) = labnb.Lab(storage=tmp_path / "s", runner="serial").runs()
+    assert run.wait(timeout=120) and run.status == "done", run.status
+    assert sorted(run.results.values()) == ["0", "1", "2", "3"]
+    tallies = sorted(path.read_text() for path in (tmp_path / "tally").iterdir())
+    assert tallies == ["ran\n"] * 4  # each ran once
+
+
 def test_logged_metrics_reach_the_run_state(make_lab):
     lab = make_lab(storage=None)
     tasks = [LogsMetrics(steps=3), LogsMetrics(steps=6, pause=0.05)]  # at the end; some live

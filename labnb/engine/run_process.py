@@ -55,6 +55,8 @@ class RunOrder:
     """The local storage's directory."""
     runner: str
     max_workers: int
+    runner_options: dict[str, Any] | None
+    """The Lab's runner's ``detached_options()`` (a Ray cluster's address)."""
     gpus: list[int] | None
     """The GPUs the Lab may give tasks (``Lab(gpus=...)`` checked; None: all NVML finds)."""
     code: dict[str, str]
@@ -165,7 +167,7 @@ def _prepare(order: RunOrder, context: bytes) -> Any:
     plan = make_plan(roots, storage, order.bust_cache, decode_roots=False)
     packed = Payload(PickleFormat(), data=context)  # decoded only where a task runs
     setup = RunSetup(packed, storage.writer(), order.tracking, order.sources)
-    runner = make_runner(order.runner, order.max_workers)
+    runner = make_runner(order.runner, order.max_workers, options=order.runner_options)
     root_ids = frozenset(task_id(task) for task in roots)
     loop = (order.loop or RunLoop)(
         plan,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from ..engine.job import Job, Outcome, RunSetup
 
@@ -89,6 +90,12 @@ class Runner(ABC):
 
     @abstractmethod
     def close(self, cancel: bool = False) -> None: ...
+
+    def detached_options(self) -> dict[str, Any] | None:
+        """What ``make_runner`` needs to build this runner again in a run process
+        (beyond its name and ``max_workers``: a Ray runner's cluster address), or
+        None when it cannot be (the run then stays in this process)."""
+        return {}
 
     def stop(self, task_id: str) -> bool:
         """Stop one running job (its ``Outcome`` is then a failure); False when this

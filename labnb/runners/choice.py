@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from .base import Runner
 
 RUNNERS = ("process", "thread", "serial", "ray")
 
 
-def make_runner(runner: str | Runner, max_workers: int, requested: int | None = None) -> Runner:
+def make_runner(
+    runner: str | Runner,
+    max_workers: int,
+    requested: int | None = None,
+    options: dict[str, Any] | None = None,
+) -> Runner:
     """The runner called ``runner`` (or ``runner`` itself, already a ``Runner``).
 
     ``requested`` is the ``max_workers`` the user gave, if any: Ray uses only
     that, since this machine's CPU count means nothing on a cluster.
+    ``options``: a runner's ``detached_options()``, to build it again in a run process.
     """
     if isinstance(runner, Runner):
         return runner
@@ -30,5 +38,5 @@ def make_runner(runner: str | Runner, max_workers: int, requested: int | None = 
     if runner == "ray":
         from .ray import RayRunner
 
-        return RayRunner(max_workers=requested)
+        return RayRunner(**options) if options else RayRunner(max_workers=requested)
     raise ValueError(f"runner must be one of {RUNNERS} or a Runner, not {runner!r}")

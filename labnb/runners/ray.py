@@ -430,6 +430,19 @@ class RayRunner(Runner):
     def __repr__(self) -> str:
         return f"RayRunner(max_workers={self.max_workers}, max_retries={self.max_retries})"
 
+    def detached_options(self) -> dict[str, Any] | None:
+        """A run process joins this runner's cluster as a driver of its own, with the
+        same options: the run then lives as long as the cluster, not this process.
+        Through Ray Client (``ray://``) there is no cluster address to join: None."""
+        if self._ray.util.client.ray.is_connected():
+            return None
+        return {
+            "address": self._ray.get_runtime_context().gcs_address,
+            "max_workers": self.max_workers,
+            "max_retries": self.max_retries,
+            "task_options": dict(self.task_options),
+        }
+
     # --- the Runner interface ----------------------------------------------------
 
     def open(self, setup: RunSetup) -> None:

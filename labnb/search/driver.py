@@ -75,7 +75,8 @@ def _start(lab: Lab, spec: SearchSpec, detached: tuple[str, ...]) -> Run:
     code = code_hashes(make_plan([spec.sample], lab.storage, bust_cache=True, decode_roots=False))
     loop = partial(SearchLoop, search=spec)
     context = None
-    if lab._runner_name in detached:
+    runner_options = lab.runner.detached_options()
+    if lab._runner_name in detached and runner_options is not None:
         with contextlib.suppress(Exception):
             context = cloudpickle.dumps(lab.context, protocol=pickle.HIGHEST_PROTOCOL)
     if context is not None:
@@ -85,6 +86,7 @@ def _start(lab: Lab, spec: SearchSpec, detached: tuple[str, ...]) -> Run:
             storage=str(lab.storage.path),  # type: ignore[attr-defined]
             runner=lab._runner_name,
             max_workers=lab.max_workers,
+            runner_options=runner_options,
             gpus=[gpu.index for gpu in lab.machine.gpus],
             continue_on_failure=True,
             bust_cache=False,
