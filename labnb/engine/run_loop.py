@@ -95,6 +95,8 @@ class RunLoop:
         """What tasks printed since the last commit, for the run's followers."""
         self._changed: set[str] = set()
         """Tasks whose state the run record has not been told yet."""
+        self._limits: dict[str, float] = {}
+        """Started tasks whose type has a time limit (the limit), until they end."""
         self._timed_out: dict[str, float] = {}
         """Tasks stopped for running past their time limit (the limit)."""
         self._ours: list[str] = []
@@ -257,6 +259,9 @@ class RunLoop:
         cache = meta_of(task).format is not None
         runs = {dep: self.run_ids[dep] for dep in dependencies if dep in self.run_ids}
         grant = self.scheduler.grants.get(key)
+        limit = meta_of(task).timeout
+        if limit is not None:
+            self._limits[key] = limit
         self.state.starting(key, grant)
         self._changed.add(key)
         self.runner.submit(Job(key, task, dependencies, cache, runs, grant))
@@ -284,16 +289,16 @@ class RunLoop:
     def _enforce_time_limits(self) -> None:
         """Stop tasks that have run longer than their type's ``timeout``."""
         now = time.time()
-        for key in self.state.running_keys():
-            limit = meta_of(self.plan.tasks[key]).timeout
+        for key, limit in list(self._limits.items()):  # not every record: a loop turn is O(1)
             started = self.state.records[key].started
-            if limit is None or started is None or key in self._timed_out:
+            if started is None or key in self._timed_out:
                 continue
             if now - started > limit and self.runner.stop(key):
                 self._timed_out[key] = limit
 
     def _finish(self, outcome: Outcome) -> Record:
         key = outcome.task_id
+        self._limits.pop(key, None)
         task = self.plan.tasks[key]
         logs = self.state.logs(key)
         if outcome.failure is not None and key in self._timed_out:
