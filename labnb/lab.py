@@ -264,6 +264,7 @@ class Lab:
         here, before anything starts (Ray's cluster is not this machine)."""
         plan = make_plan(tasks, self.storage, bust_cache)
         _report_stale(plan)
+        _warn_other_modules(plan)
         if self.runner.packs:
             for node in plan.nodes:
                 if node.needs.declared:
@@ -402,10 +403,7 @@ class Lab:
             )
         for name, modules in elsewhere.items():
             warnings.warn(
-                f"cached {name} entries were computed by {name} of another module "
-                f"({', '.join(sorted(modules))}), not {meta_of(by_name[name]).module}.{name}: "
-                "the same name and parameters give the same ids; if it is another task, "
-                "rename one of them or give it a code_version",
+                _other_module_message(name, meta_of(by_name[name]).module, modules),
                 CacheWarning,
                 stacklevel=2,
             )
@@ -531,6 +529,28 @@ def _report_stale(plan: Plan) -> None:
             "reused (see lab.explain(task); code_version='auto' reruns on edits)",
             file=sys.stderr,
         )
+
+
+def _warn_other_modules(plan: Plan) -> None:
+    """One ``CacheWarning`` per task type whose reused results a class of the same
+    name in another module computed: ids leave the module out (a moved class
+    keeps its cache), so another project's task of that name would be reused silently."""
+    elsewhere: dict[str, tuple[str, set[str]]] = {}
+    for key, module in plan.modules.items():
+        meta = meta_of(plan.tasks[key])
+        if module != meta.module:
+            elsewhere.setdefault(meta.type_name, (meta.module, set()))[1].add(module)
+    for name, (module, others) in elsewhere.items():
+        warnings.warn(_other_module_message(name, module, others), CacheWarning, stacklevel=4)
+
+
+def _other_module_message(name: str, module: str, others: set[str]) -> str:
+    return (
+        f"cached {name} entries were computed by {name} of another module "
+        f"({', '.join(sorted(others))}), not {module}.{name}: "
+        "the same name and parameters give the same ids; if it is another task, "
+        "rename one of them or give it a code_version"
+    )
 
 
 def _check_tasks(tasks: Iterable[Any]) -> list[Any]:
