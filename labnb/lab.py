@@ -26,6 +26,7 @@ from .engine.state import CANCELLED, DONE, FAILED, LOADED, RUNNING, STARTING, Ru
 from .engine.tracebacks import Sources, notebook_sources
 from .errors import CacheWarning, NotATask, RunLost, TaskFailed
 from .intask.tracking import tracking_setup
+from .model import flat_pickle
 from .model.code_hash import code_hash, same_code
 from .model.config_files import ConfigFile
 from .model.identity import decode
@@ -299,7 +300,7 @@ class Lab:
         ):
             return None
         try:
-            shipped = cloudpickle.dumps(tasks, protocol=pickle.HIGHEST_PROTOCOL)
+            shipped = flat_pickle.dumps(tasks)
             context = cloudpickle.dumps(self.context, protocol=pickle.HIGHEST_PROTOCOL)
         except Exception:
             return None
@@ -382,16 +383,18 @@ class Lab:
         tasks = []
         refused: dict[str, tuple[int, str]] = {}
         elsewhere: dict[str, set[str]] = {}
+        rebuilt: dict[str, Any] = {}  # by id: a deep chain's entries refer to older ones
         for entry in self.catalog.entries(list(by_name)) if by_name else []:
             cls = by_name[entry.type]
             try:
-                task = cls(**{name: decode(value) for name, value in entry.params.items()})
+                task = cls(**{name: decode(value, rebuilt) for name, value in entry.params.items()})
             except Exception as exc:
                 count, _ = refused.get(entry.type, (0, ""))
                 refused[entry.type] = (count + 1, f"{type(exc).__name__}: {exc}")
                 continue
             if task_id(task) == entry.task_id:
                 tasks.append(task)
+                rebuilt[entry.task_id] = task
                 if entry.module and entry.module != meta_of(cls).module:
                     elsewhere.setdefault(entry.type, set()).add(entry.module)
         for name, (count, last) in refused.items():

@@ -101,6 +101,23 @@ def test_a_chain_of_10000_dependent_tasks_is_hashed_and_planned(tmp_path):
     assert plan.nodes[5].dependencies == (labnb.task_id(links[4]),)
 
 
+def test_a_chain_of_10000_dependent_tasks_runs_in_a_run_process_and_is_cached(tmp_path):
+    """Pickling the chain for the run process, for each job and storing each
+    entry's parameters all recursed once per link ("excessively deep recursion");
+    they go flat now (``model.flat_pickle``, stored forms by reference past
+    ``STORED_DEPTH``). Default Lab: the process runner, in a run process."""
+    links = [Link(previous=None, n=0)]
+    for n in range(1, 10_000):
+        links.append(Link(previous=links[-1], n=n))
+    lab = labnb.Lab(storage=tmp_path / "s", max_workers=2)
+    assert lab.run_tasks([links[-1]], disable_progress=True)[links[-1]] == 10_000
+    (run,) = lab.runs()
+    assert run.status == "done" and run.tasks == [links[-1]]  # its tasks file reads back
+    rebuilt = lab.cached_tasks([Link])
+    assert len(rebuilt) == 10_000 and rebuilt[-1] == links[-1]
+    assert lab.run_task(links[-1]) == 10_000  # from the cache
+
+
 def test_a_cycle_is_still_named_by_the_iterative_walk(tmp_path):
     from labnb.engine.planning import make_plan
     from labnb.storage import open_storage

@@ -95,6 +95,8 @@ class RunLoop:
         """Tasks whose state the run record has not been told yet."""
         self._timed_out: dict[str, float] = {}
         """Tasks stopped for running past their time limit (the limit)."""
+        self._time_limited = False
+        """Whether a task with a time limit has started (a search adds tasks as it goes)."""
         self._ours: list[str] = []
         """Tasks this run took over from another run, to start when a worker is free."""
         self._configs: dict[str, str] = {}
@@ -248,6 +250,7 @@ class RunLoop:
     def _start(self, key: str) -> None:
         task = self.plan.tasks[key]
         dependencies = {task_id(dep): self.payloads[task_id(dep)] for dep in dependencies_of(task)}
+        self._time_limited |= meta_of(task).timeout is not None
         cache = meta_of(task).format is not None
         runs = {dep: self.run_ids[dep] for dep in dependencies if dep in self.run_ids}
         grant = self.scheduler.grants.get(key)
@@ -277,6 +280,8 @@ class RunLoop:
 
     def _enforce_time_limits(self) -> None:
         """Stop tasks that have run longer than their type's ``timeout``."""
+        if not self._time_limited:  # the walk over every task per poll made a long chain O(n²)
+            return
         now = time.time()
         for key in self.state.running_keys():
             limit = meta_of(self.plan.tasks[key]).timeout
