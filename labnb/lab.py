@@ -24,7 +24,7 @@ from .engine.run_loop import RunLoop, code_hashes
 from .engine.run_process import RunOrder, launch
 from .engine.state import CANCELLED, DONE, FAILED, LOADED, RUNNING, STARTING, RunState
 from .engine.tracebacks import Sources, notebook_sources
-from .errors import CacheWarning, NotATask, RunLost, TaskFailed
+from .errors import CacheWarning, NotATask, RunLost, StorageError, TaskFailed
 from .intask.tracking import tracking_setup
 from .model import flat_pickle
 from .model.code_hash import code_hash, same_code
@@ -184,6 +184,9 @@ class Lab:
             state, first_failure = run.state, run.first_failure()
             failures = run.failures
         _attach_result_metas(tasks, plan, state)
+        lost = self.storage.missing()
+        if lost is not None:  # its results went with it: no failure of a task says so as well
+            raise StorageError(lost)
         if first_failure is not None and not self.continue_on_failure:
             raise first_failure
         if failures:

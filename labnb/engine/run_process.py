@@ -115,6 +115,8 @@ def _detach(conn: Connection) -> None:
         os._exit(0)
     try:
         _serve(conn)
+    except BaseException:  # os._exit would swallow it: the run's log file keeps it
+        traceback.print_exc()
     finally:
         os._exit(0)  # no multiprocessing clean-up: this process is nobody's child
 
