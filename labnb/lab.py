@@ -24,8 +24,9 @@ from .engine.run_loop import RunLoop, code_hashes
 from .engine.run_process import RunOrder, launch
 from .engine.state import CANCELLED, DONE, FAILED, LOADED, RUNNING, STARTING, RunState
 from .engine.tracebacks import Sources, notebook_sources
-from .errors import CacheWarning, NotATask, RunLost, TaskFailed
+from .errors import CacheWarning, NotATask, RunLost, StorageError, TaskFailed
 from .intask.tracking import tracking_setup
+from .model import flat_pickle
 from .model.code_hash import code_hash, same_code
 from .model.config_files import ConfigFile
 from .model.identity import decode
@@ -183,6 +184,9 @@ class Lab:
             state, first_failure = run.state, run.first_failure()
             failures = run.failures
         _attach_result_metas(tasks, plan, state)
+        lost = self.storage.missing()
+        if lost is not None:  # its results went with it: no failure of a task says so as well
+            raise StorageError(lost)
         if first_failure is not None and not self.continue_on_failure:
             raise first_failure
         if failures:
@@ -264,6 +268,7 @@ class Lab:
         here, before anything starts (Ray's cluster is not this machine)."""
         plan = make_plan(tasks, self.storage, bust_cache)
         _report_stale(plan)
+        _warn_other_modules(plan)
         if self.runner.packs:
             for node in plan.nodes:
                 if node.needs.declared:
@@ -302,7 +307,7 @@ class Lab:
         if runner_options is None:
             return None
         try:
-            shipped = cloudpickle.dumps(tasks, protocol=pickle.HIGHEST_PROTOCOL)
+            shipped = flat_pickle.dumps(tasks)
             context = cloudpickle.dumps(self.context, protocol=pickle.HIGHEST_PROTOCOL)
         except Exception:
             return None
@@ -386,16 +391,18 @@ class Lab:
         tasks = []
         refused: dict[str, tuple[int, str]] = {}
         elsewhere: dict[str, set[str]] = {}
+        rebuilt: dict[str, Any] = {}  # by id: a deep chain's entries refer to older ones
         for entry in self.catalog.entries(list(by_name)) if by_name else []:
             cls = by_name[entry.type]
             try:
-                task = cls(**{name: decode(value) for name, value in entry.params.items()})
+                task = cls(**{name: decode(value, rebuilt) for name, value in entry.params.items()})
             except Exception as exc:
                 count, _ = refused.get(entry.type, (0, ""))
                 refused[entry.type] = (count + 1, f"{type(exc).__name__}: {exc}")
                 continue
             if task_id(task) == entry.task_id:
                 tasks.append(task)
+                rebuilt[entry.task_id] = task
                 if entry.module and entry.module != meta_of(cls).module:
                     elsewhere.setdefault(entry.type, set()).add(entry.module)
         for name, (count, last) in refused.items():
@@ -407,10 +414,7 @@ class Lab:
             )
         for name, modules in elsewhere.items():
             warnings.warn(
-                f"cached {name} entries were computed by {name} of another module "
-                f"({', '.join(sorted(modules))}), not {meta_of(by_name[name]).module}.{name}: "
-                "the same name and parameters give the same ids; if it is another task, "
-                "rename one of them or give it a code_version",
+                _other_module_message(name, meta_of(by_name[name]).module, modules),
                 CacheWarning,
                 stacklevel=2,
             )
@@ -536,6 +540,28 @@ def _report_stale(plan: Plan) -> None:
             "reused (see lab.explain(task); code_version='auto' reruns on edits)",
             file=sys.stderr,
         )
+
+
+def _warn_other_modules(plan: Plan) -> None:
+    """One ``CacheWarning`` per task type whose reused results a class of the same
+    name in another module computed: ids leave the module out (a moved class
+    keeps its cache), so another project's task of that name would be reused silently."""
+    elsewhere: dict[str, tuple[str, set[str]]] = {}
+    for key, module in plan.modules.items():
+        meta = meta_of(plan.tasks[key])
+        if module != meta.module:
+            elsewhere.setdefault(meta.type_name, (meta.module, set()))[1].add(module)
+    for name, (module, others) in elsewhere.items():
+        warnings.warn(_other_module_message(name, module, others), CacheWarning, stacklevel=4)
+
+
+def _other_module_message(name: str, module: str, others: set[str]) -> str:
+    return (
+        f"cached {name} entries were computed by {name} of another module "
+        f"({', '.join(sorted(others))}), not {module}.{name}: "
+        "the same name and parameters give the same ids; if it is another task, "
+        "rename one of them or give it a code_version"
+    )
 
 
 def _check_tasks(tasks: Iterable[Any]) -> list[Any]:

@@ -136,3 +136,27 @@ class ThreadLimits:
         from threadpoolctl import threadpool_info
 
         return sorted({pool["num_threads"] for pool in threadpool_info()})
+
+
+@labnb.task
+class Sized:
+    """``size`` random bytes (they do not compress); notes each run in the
+    context's 'tally' folder."""
+
+    n: int
+    size: int
+
+    def run(self) -> bytes:
+        with open(os.path.join(self.context["tally"], str(self.n)), "a") as file:
+            file.write("ran\n")
+        return os.urandom(self.size)
+
+
+@labnb.task
+class PrintsMuch:
+    chars: int
+
+    def run(self) -> int:
+        for _ in range(self.chars // 1000):
+            print("x" * 999)
+        return 1

@@ -310,3 +310,34 @@ def test_a_second_ctrl_c_kills_workers_that_ignore_sigterm(tmp_path):
         for worker in workers:
             with contextlib.suppress(psutil.Error):
                 worker.kill()
+
+
+@pytest.mark.parametrize("runner", ["process", "thread"])
+def test_a_storage_deleted_while_a_run_writes_into_it_fails_the_run_naming_it(tmp_path, runner):
+    """The run once reported success with its results gone, and its workers
+    recreated ``results/``, which the next Lab refused as not a storage."""
+    import shutil
+    import threading
+
+    from sample_tasks import SlowTally
+
+    storage, tally = tmp_path / "s", tmp_path / "tally"
+    tally.mkdir()
+    lab = labnb.Lab(
+        storage=storage, runner=runner, max_workers=2, context={"tally": str(tally), "seconds": 0.4}
+    )
+
+    def delete_once_tasks_ran() -> None:
+        while len(list(tally.iterdir())) < 3:
+            time.sleep(0.02)
+        shutil.rmtree(storage)
+
+    deleter = threading.Thread(target=delete_once_tasks_ran)
+    deleter.start()
+    with pytest.raises(labnb.StorageError, match=f"{storage} was deleted .*while the run wrote"):
+        lab.run_tasks([SlowTally(name=str(n)) for n in range(8)], disable_progress=True)
+    deleter.join()
+    assert len(list(tally.iterdir())) < 8  # the run stopped
+    time.sleep(0.5)  # a worker still writing would recreate something by now
+    assert not storage.exists()
+    assert labnb.Lab(storage=storage, runner="serial").run_task(Square(x=2)) == 4  # a fresh one

@@ -3,6 +3,12 @@ reaches its log, and one odd write fails at most its own task."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from nothing_lost_tasks import (
     PrintsLines,
@@ -73,3 +79,59 @@ def test_keyboard_interrupt_raised_by_a_task_is_its_own_failure(tmp_path):
     assert failure.exc_type == "KeyboardInterrupt"
     assert failure.message == "raised by the task itself"
     assert "about to interrupt" in lab.logs(RaisesInterrupt())
+
+
+def in_own_mount_namespace() -> list[str]:
+    """``unshare`` for a mount namespace of this test's own (and a user namespace
+    when not root, where a user may mount a tmpfs): a tmpfs mounted there goes
+    away with the namespace's last process, however the test ends."""
+    user = [] if os.geteuid() == 0 else ["--user", "--map-root-user"]
+    return ["unshare", *user, "--mount", "--propagation", "private"]
+
+
+def test_a_full_disk_keeps_what_fits_fails_what_does_not_and_recovers(tmp_path):
+    """On an 8 MB tmpfs (tests/full_disk_scenario.py): a full disk once crashed
+    the run (ENOSPC, SQLite's "database or disk is full" on the commit), lost
+    the results written before it, and left ``.tmp-*`` files that made the
+    rerun fail again. The result that does not fit is not returned: it exists
+    only in the worker, and a run process hands results over through the
+    storage that is full."""
+    disk, tally = tmp_path / "disk", tmp_path / "tally"
+    disk.mkdir()
+    tally.mkdir()
+    tests = Path(__file__).parent
+    mount = 'mount -t tmpfs -o size=8m tmpfs "$1" && exec "$2" "$3" "$1" "$4"'
+    source = str(Path(labnb.__file__).parent.parent)
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join([source, str(tests)])}
+    done = subprocess.run(
+        [
+            *in_own_mount_namespace(),
+            "sh",
+            "-c",
+            mount,
+            "sh",
+            str(disk),
+            sys.executable,
+            str(tests / "full_disk_scenario.py"),
+            str(tally),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=environment,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    seen = json.loads(done.stdout.splitlines()[-1])
+    kept = [0, 1, 2, 4, 5, 6]
+    assert seen["returned"] == kept and seen["cached"] == kept  # before and after the full disk
+    assert seen["failed"] == {
+        "3": "OSError: its result could not be saved: [Errno 28] No space left on device"
+    }
+    assert seen["temporaries"] == []  # the partial file is gone
+    assert seen["chatty"] == 1 and seen["chatty_cached"]  # its log did not fit; its result did
+    assert seen["chatty_log"].startswith("[labnb] the storage's disk was full: only the end")
+    assert seen["rerun"] == seen["rerun_cached"] == [0, 1, 2, 3, 4, 5, 6]
+    assert seen["temporaries_after"] == []
+    runs = {path.name: path.read_text().count("ran") for path in tally.iterdir()}
+    assert runs == {"0": 1, "1": 1, "2": 1, "3": 2, "4": 1, "5": 1, "6": 1}  # only what was missing
+    assert list(disk.iterdir()) == []  # nothing was written beside the tmpfs

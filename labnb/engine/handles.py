@@ -14,7 +14,6 @@ import contextlib
 import functools
 import logging
 import os
-import pickle
 import signal
 import socket
 import threading
@@ -25,6 +24,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ..errors import TaskFailed
+from ..model import flat_pickle
 from ..model.config_files import ConfigFile
 from ..model.formats import Payload
 from ..model.tasks import attach_result, dependencies_of, meta_of, task_id
@@ -399,7 +399,7 @@ def found_run(storage: Storage, run_id: str) -> RecordedRun:
     path = run_file(storage.index, run_id, TASKS_SUFFIX)
     if path is not None and path.exists():
         try:
-            tasks = pickle.loads(path.read_bytes())
+            tasks = flat_pickle.loads(path.read_bytes())
         except Exception as error:
             log.info("labnb cannot rebuild the tasks of run %s here: %s", run_id, error)
     return RecordedRun(run_id, storage, tasks)

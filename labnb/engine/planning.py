@@ -37,6 +37,8 @@ class Plan:
     """When loaded tasks' results were computed: (started, finished)."""
     code: dict[str, str] = field(default_factory=dict)
     """The code hash that computed each loaded result, where its entry recorded one."""
+    modules: dict[str, str] = field(default_factory=dict)
+    """The module whose class computed each loaded result, where its entry recorded one."""
 
 
 def check_acyclic(roots: Sequence[Any]) -> None:
@@ -126,6 +128,8 @@ def _make_plan(
                 plan.timings[key] = (entry.started, entry.finished)
                 if entry.code is not None:
                     plan.code[key] = entry.code
+                if entry.module:
+                    plan.modules[key] = entry.module
                 if run_id:
                     plan.run_ids[key] = run_id
                 continue

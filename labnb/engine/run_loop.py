@@ -30,6 +30,7 @@ from ..model.tasks import (
 from ..runners.base import Metric, Output, Progress, Runner, Started
 from ..storage import IndexEntry, Record, Storage, Tracking
 from ..storage.index import TaskRow
+from ..storage.store import is_disk_full
 from .claims import Claims
 from .job import Failure, Job, Outcome, RunSetup
 from .machine import Machine
@@ -99,6 +100,10 @@ class RunLoop:
         """Started tasks whose type has a time limit (the limit), until they end."""
         self._timed_out: dict[str, float] = {}
         """Tasks stopped for running past their time limit (the limit)."""
+        self._lost: str | None = None
+        """Why the storage is gone, once the run found it deleted (``_check_storage``)."""
+        self._time_limited = False
+        """Whether a task with a time limit has started (a search adds tasks as it goes)."""
         self._ours: list[str] = []
         """Tasks this run took over from another run, to start when a worker is free."""
         self._configs: dict[str, str] = {}
@@ -122,7 +127,7 @@ class RunLoop:
             self._commit()  # every task's row, so followers see the whole run at once
             if recorded is not None:
                 recorded()
-            while not self.scheduler.over and not self._cancel_requested:
+            while not self.scheduler.over and not self._cancel_requested and not self._lost:
                 self._submit_ready()
                 if self.runner.busy:
                     self._handle(self.runner.poll(POLL_SECONDS))
@@ -133,6 +138,7 @@ class RunLoop:
                 self._cancel_requested |= self.claims.cancelled
                 if time.monotonic() - self._committed_at > COMMIT_SECONDS:
                     self._commit()
+                    self._check_storage()
             if self._cancel_requested:
                 self._stop("cancelled")
             else:
@@ -146,6 +152,24 @@ class RunLoop:
             self._commit(over=True)
             self.claims.finish(outcome)
             self.state.close(outcome)
+
+    def _check_storage(self) -> None:
+        """A storage deleted under a run (``rm -rf``) must fail the run, naming it:
+        it once reported success with every result gone, and its workers
+        recreated ``results/``, which the next Lab then refused as not a storage.
+        Every worker is stopped and every unfinished task fails."""
+        lost = self.storage.missing()
+        if lost is None:
+            return
+        self._lost = lost
+        self.scheduler.halt()
+        self.runner.close(cancel=True)
+        for key, record in self.state.items():
+            if record.status not in (DONE, FAILED, CANCELLED) and key not in self.plan.loaded:
+                error = TaskFailed(record.task, "StorageError", lost)
+                self._record_failure(key, error)
+                self.state.finished(key, FAILED, error)
+        self._changed.update(self.state.records)
 
     def cancel(self) -> None:
         """Ask the run to stop (from any thread): nothing new starts, running tasks are stopped."""
@@ -163,15 +187,36 @@ class RunLoop:
         self.claims.waiting.clear()
 
     def _commit(self, over: bool = False) -> None:
+        """Commit finished tasks and tell the run's record. On a full disk every
+        result that fits is kept, a task whose result does not fails alone, and
+        a record that cannot be written is told again next time (its output is
+        in the tasks' logs)."""
         records, self._records = self._records, []
         if records:
-            self.storage.commit(records)
-            self.claims.release([key for key, _, _ in records])
+            for key in self.storage.commit_what_fits(records):
+                self._not_stored(key)
+            finished = [key for key, _, _ in records]
+            _unless_disk_full(
+                "release the tasks it finished", lambda: self.claims.release(finished)
+            )
             self._changed.update(key for key, _, _ in records)
         changed, self._changed = self._changed, set()
         output, self._output = self._output, []
-        self.claims.record([self._task_row(key, over) for key in changed], output)
+        rows = [self._task_row(key, over) for key in changed]
+        if not _unless_disk_full("update its record", lambda: self.claims.record(rows, output)):
+            self._changed |= changed
         self._committed_at = time.monotonic()
+
+    def _not_stored(self, key: str) -> None:
+        task = self.plan.tasks[key]
+        error = TaskFailed(
+            task,
+            "OSError",
+            "its result could not be stored: the storage's disk is full (free space and run "
+            "again: only what is missing runs)",
+        )
+        self._record_failure(key, error)
+        self.state.failed_after_all(key, error)
 
     def _keep_configs(self) -> None:
         """Keep the config files the run's tasks were built from, and the versions of
@@ -256,6 +301,7 @@ class RunLoop:
     def _start(self, key: str) -> None:
         task = self.plan.tasks[key]
         dependencies = {task_id(dep): self.payloads[task_id(dep)] for dep in dependencies_of(task)}
+        self._time_limited |= meta_of(task).timeout is not None
         cache = meta_of(task).format is not None
         runs = {dep: self.run_ids[dep] for dep in dependencies if dep in self.run_ids}
         grant = self.scheduler.grants.get(key)
@@ -288,6 +334,8 @@ class RunLoop:
 
     def _enforce_time_limits(self) -> None:
         """Stop tasks that have run longer than their type's ``timeout``."""
+        if not self._time_limited:  # the walk over every task per poll made a long chain O(n²)
+            return
         now = time.time()
         for key, limit in list(self._limits.items()):  # not every record: a loop turn is O(1)
             started = self.state.records[key].started
@@ -357,6 +405,18 @@ class RunLoop:
             self.state.records[key].error = error
         if self.first_failure is None:
             self.first_failure = error
+
+
+def _unless_disk_full(what: str, action: Callable[[], object]) -> bool:
+    """Run ``action``; a full disk only logs a warning (the run goes on). Whether it ran."""
+    try:
+        action()
+        return True
+    except Exception as exc:
+        if not is_disk_full(exc):
+            raise
+        log.warning("labnb: the run could not %s: the storage's disk is full", what)
+        return False
 
 
 def type_key(task: Any) -> str:

@@ -32,6 +32,7 @@ import cloudpickle
 
 from ..errors import LabnbError
 from ..intask.tracking import TrackingSetup
+from ..model import flat_pickle
 from ..model.formats import Payload, PickleFormat
 from ..model.tasks import task_id
 from ..storage.runs import OUTPUT_SUFFIX, TASKS_SUFFIX, run_file
@@ -64,7 +65,8 @@ class RunOrder:
     continue_on_failure: bool
     bust_cache: bool
     tasks: bytes
-    """The submitted tasks, cloudpickled (also kept beside the run's record)."""
+    """The submitted tasks, pickled flat (``model.flat_pickle``; also kept beside the
+    run's record)."""
     tracking: TrackingSetup | None
     sources: Sources = field(default_factory=Sources)
     """Notebook cells' sources, for tracebacks (``tracebacks.notebook_sources``)."""
@@ -115,6 +117,8 @@ def _detach(conn: Connection) -> None:
         os._exit(0)
     try:
         _serve(conn)
+    except BaseException:  # os._exit would swallow it: the run's log file keeps it
+        traceback.print_exc()
     finally:
         os._exit(0)  # no multiprocessing clean-up: this process is nobody's child
 
@@ -163,7 +167,7 @@ def _prepare(order: RunOrder, context: bytes) -> Any:
     tasks_file = run_file(storage.index, order.run_id, TASKS_SUFFIX)
     if tasks_file is not None:
         tasks_file.write_bytes(order.tasks)
-    roots = pickle.loads(order.tasks)
+    roots = flat_pickle.loads(order.tasks)
     plan = make_plan(roots, storage, order.bust_cache, decode_roots=False)
     packed = Payload(PickleFormat(), data=context)  # decoded only where a task runs
     setup = RunSetup(packed, storage.writer(), order.tracking, order.sources)

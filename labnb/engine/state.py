@@ -120,6 +120,14 @@ class RunState:
         for listener in self.listeners:
             listener.finished(record.task)
 
+    def failed_after_all(self, key: str, error: TaskFailed) -> None:
+        """A task that finished failed after all (its result could not be stored);
+        listeners were told it finished already."""
+        with self.lock:
+            record = self.records[key]
+            record.status, record.error = FAILED, error
+            self.version += 1
+
     def close(self, outcome: str) -> None:
         with self.lock:
             self.outcome = outcome

@@ -16,6 +16,7 @@ import hashlib
 import importlib
 import json
 import sys
+from collections.abc import Mapping
 from enum import Enum
 from typing import Any
 
@@ -43,7 +44,7 @@ def encode(value: Any, *, stored: bool = False) -> JSONValue:
     meta = getattr(value, "_labnb_meta", None)
     if meta is not None:
         if stored:
-            return value._labnb_stored
+            return value._labnb_nested_form
         return {"task": meta.type_name, "id": value._labnb_id}
     raise TypeError(f"cannot encode {type(value).__name__!r} as a task parameter")
 
@@ -58,21 +59,31 @@ def hash_identity(type_name: str, code_version: str | None, params: dict[str, JS
     return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
-def decode(encoded: JSONValue) -> Any:
-    """Rebuild a parameter value from its stored form."""
+def decode(encoded: JSONValue, rebuilt: Mapping[str, Any] | None = None) -> Any:
+    """Rebuild a parameter value from its stored form. A nested task stored by
+    reference (beyond ``tasks.STORED_DEPTH``) is taken from ``rebuilt`` (tasks
+    rebuilt so far, by id); LookupError when it is not there."""
     if isinstance(encoded, list):
-        return tuple(decode(item) for item in encoded)
+        return tuple(decode(item, rebuilt) for item in encoded)
     if not isinstance(encoded, dict):
         return encoded
     if "dict" in encoded:
-        return frozendict({key: decode(item) for key, item in encoded["dict"].items()})
+        return frozendict({key: decode(item, rebuilt) for key, item in encoded["dict"].items()})
     if "enum" in encoded:
         return resolve(encoded["module"], encoded["enum"])[encoded["name"]]
+    if "task" in encoded and "params" not in encoded:
+        found = None if rebuilt is None else rebuilt.get(encoded["id"])
+        if found is None:
+            raise LookupError(
+                f"{encoded['task']} {encoded['id']} is stored by reference (a deep chain): "
+                "rebuild it first"
+            )
+        return found
     if "task" in encoded:
         from .tasks import task_type_for
 
         cls = task_type_for(encoded["module"], encoded["task"])
-        return cls(**{name: decode(item) for name, item in encoded["params"].items()})
+        return cls(**{name: decode(item, rebuilt) for name, item in encoded["params"].items()})
     raise ValueError(f"not a stored labnb parameter: {encoded!r}")
 
 

@@ -160,6 +160,11 @@ def attach_result(task: Any, payload: Any) -> None:
     task.__dict__["_labnb_result"] = payload
 
 
+def detach_result(task: Any) -> None:
+    """Forget the payload ``attach_result`` gave ``task`` (a worker keeping the task)."""
+    task.__dict__.pop("_labnb_result", None)
+
+
 def attach_result_meta(task: Any, started: float | None, finished: float | None) -> None:
     """Record when ``task``'s result was computed (unix times), for ``task.result_meta``."""
     start = None if started is None else datetime.fromtimestamp(started)
@@ -400,15 +405,53 @@ def _compute_ids(root: Any) -> None:
         )
 
 
+STORED_DEPTH = 32
+"""How deep a task's stored form nests its dependencies' own stored forms; a
+dependency deeper than that is stored by reference (type, module and id, as
+``cached_tasks`` resolves it), so an entry at the end of a chain of 10,000
+dependent tasks holds 32 levels, not 10,000 (and JSON can write it)."""
+
+
 def _stored(self: Any) -> dict[str, Any]:
-    """Everything needed to rebuild this task from the index alone."""
-    meta = self._labnb_meta
-    return {
-        "task": meta.type_name,
-        "module": meta.module,
-        "id": self._labnb_id,
-        "params": {name: encode(getattr(self, name), stored=True) for name in meta.fields},
-    }
+    """Everything needed to rebuild this task from the index alone (dependencies
+    nested, or by reference beyond ``STORED_DEPTH``); computed once, dependencies
+    first, by a walk with its own stack (as ``_compute_ids``)."""
+    if "_labnb_stored_form" not in self.__dict__:
+        _compute_stored_forms(self)
+    return self.__dict__["_labnb_stored_form"]
+
+
+def _nested_form(self: Any) -> dict[str, Any]:
+    """This task as a parameter of another's stored form: whole, or a reference."""
+    form = self._labnb_stored
+    if self.__dict__["_labnb_stored_depth"] < STORED_DEPTH:
+        return form
+    return {key: form[key] for key in ("task", "module", "id")}
+
+
+def _compute_stored_forms(root: Any) -> None:
+    stack: list[tuple[Any, bool]] = [(root, False)]
+    while stack:
+        task, finishing = stack.pop()
+        if "_labnb_stored_form" in task.__dict__:
+            continue
+        if not finishing:
+            stack.append((task, True))
+            stack.extend((dep, False) for dep in task._labnb_dependencies)
+            continue
+        meta = task._labnb_meta
+        inlined = [
+            dep.__dict__["_labnb_stored_depth"]
+            for dep in task._labnb_dependencies
+            if dep.__dict__["_labnb_stored_depth"] < STORED_DEPTH
+        ]
+        task.__dict__["_labnb_stored_depth"] = 1 + max(inlined, default=0)
+        task.__dict__["_labnb_stored_form"] = {
+            "task": meta.type_name,
+            "module": meta.module,
+            "id": task._labnb_id,
+            "params": {name: encode(getattr(task, name), stored=True) for name in meta.fields},
+        }
 
 
 def _dependencies(self: Any) -> tuple[Any, ...]:
@@ -571,6 +614,7 @@ _TASK_MEMBERS: dict[str, Any] = {
     "__getstate__": _getstate,
     "_labnb_id": property(_task_id),
     "_labnb_stored": property(_stored),
+    "_labnb_nested_form": property(_nested_form),
     "_labnb_dependencies": property(_dependencies),
     "__lt__": _lt,
     "__le__": _le,

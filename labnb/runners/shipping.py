@@ -4,7 +4,9 @@ cloudpickle ships classes defined in a notebook by value, which costs
 kilobytes and tens of microseconds per job when done naively. Here a job's
 task classes are sent the first time a worker needs them; after that a job
 refers to them by a small key (pickle's ``persistent_id``), so a job message
-holds little more than the task's parameters.
+holds little more than the task's parameters. Tasks travel flat
+(``model.flat_pickle``), each once per worker: a dependency the worker was
+sent before is a reference.
 """
 
 from __future__ import annotations
@@ -16,67 +18,71 @@ from typing import Any
 import cloudpickle
 
 from ..engine.job import Job
-from ..model.tasks import dependencies_of
+from ..model.flat_pickle import FlatPickler, FlatUnpickler
+from ..model.tasks import dependencies_of, detach_result
 
 PROTOCOL = pickle.HIGHEST_PROTOCOL
 
 
-def task_types(task: Any) -> dict[int, type]:
-    """The task classes of a task and everything nested in it, by a key unique in this process."""
-    found: dict[int, type] = {}
-    stack, seen = [task], set()
-    while stack:
-        current = stack.pop()
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        found[id(type(current))] = type(current)
-        stack.extend(dependencies_of(current))
-    return found
+class _JobPickler(FlatPickler):
+    """Task classes become keys (``types_used``); tasks the worker has, references."""
 
+    def __init__(self, file: io.BytesIO, known: set[str]) -> None:
+        super().__init__(file, known)
+        self.types_used: dict[int, type] = {}
 
-class _JobPickler(cloudpickle.Pickler):
-    def __init__(self, file: io.BytesIO, keys: dict[int, type]) -> None:
-        super().__init__(file, protocol=PROTOCOL)
-        self._keys = keys
-
-    def persistent_id(self, obj: Any) -> int | None:
-        key = id(obj)
-        return key if key in self._keys and self._keys[key] is obj else None
+    def persistent_id(self, obj: Any) -> Any:
+        if isinstance(obj, type) and getattr(obj, "_labnb_meta", None) is not None:
+            self.types_used[id(obj)] = obj
+            return id(obj)
+        return super().persistent_id(obj)
 
 
 class JobSender:
-    """Parent side, one per worker: remembers which classes that worker already has."""
+    """Parent side, one per worker: remembers which classes and tasks that worker
+    already has, so each travels to it once (a job for the end of a chain of
+    10,000 tasks sends only what the worker lacks, not the whole chain)."""
 
     def __init__(self) -> None:
         self._sent: set[int] = set()
+        self._tasks: set[str] = set()
 
     def dumps(self, job: Job) -> bytes:
-        types = task_types(job.task)
-        new = {key: cls for key, cls in types.items() if key not in self._sent}
         buffer = io.BytesIO()
-        _JobPickler(buffer, types).dump(job)
+        pickler = _JobPickler(buffer, self._tasks)
+        pickler.dump_flat(job, [job.task])
+        new = {key: cls for key, cls in pickler.types_used.items() if key not in self._sent}
         types_bytes = cloudpickle.dumps(new, protocol=PROTOCOL) if new else b""
         self._sent.update(new)
         return pickle.dumps((job.task_id, types_bytes, buffer.getvalue()), protocol=PROTOCOL)
 
 
-class _JobUnpickler(pickle.Unpickler):
-    def __init__(self, file: io.BytesIO, types: dict[int, type]) -> None:
-        super().__init__(file)
+class _JobUnpickler(FlatUnpickler):
+    def __init__(self, file: io.BytesIO, types: dict[int, type], tasks: dict[str, Any]) -> None:
+        super().__init__(file, tasks)
         self._types = types
 
-    def persistent_load(self, pid: Any) -> type:
-        return self._types[pid]
+    def persistent_load(self, pid: Any) -> Any:
+        return self._types[pid] if isinstance(pid, int) else super().persistent_load(pid)
 
 
 class JobReceiver:
-    """Worker side: the classes received so far, and the jobs that refer to them."""
+    """Worker side: the classes and tasks received so far, and the jobs that refer to them.
+
+    A kept task that was a job's dependency had that job's dependency result
+    attached; it is detached when the next job arrives, so results do not pile
+    up in the worker along a chain."""
 
     def __init__(self) -> None:
         self._types: dict[int, type] = {}
+        self._tasks: dict[str, Any] = {}
+        self._attached: tuple[Any, ...] = ()
 
     def loads(self, types_bytes: bytes, job_bytes: bytes) -> Job:
+        for task in self._attached:
+            detach_result(task)
         if types_bytes:
             self._types.update(pickle.loads(types_bytes))
-        return _JobUnpickler(io.BytesIO(job_bytes), self._types).load()
+        job: Job = _JobUnpickler(io.BytesIO(job_bytes), self._types, self._tasks).load_flat()
+        self._attached = dependencies_of(job.task)
+        return job

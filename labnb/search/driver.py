@@ -19,6 +19,7 @@ from ..engine.run_loop import code_hashes
 from ..engine.run_process import RunOrder, launch
 from ..engine.tracebacks import notebook_sources
 from ..intask.tracking import tracking_setup
+from ..model import flat_pickle
 from ..model.tasks import needs_of
 from ..storage import LocalStorage
 from .handle import Search
@@ -90,7 +91,7 @@ def _start(lab: Lab, spec: SearchSpec, detached: tuple[str, ...]) -> Run:
             gpus=[gpu.index for gpu in lab.machine.gpus],
             continue_on_failure=True,
             bust_cache=False,
-            tasks=cloudpickle.dumps([], protocol=pickle.HIGHEST_PROTOCOL),
+            tasks=flat_pickle.dumps([]),
             tracking=tracking,
             sources=sources,
             code=code,

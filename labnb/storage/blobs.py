@@ -20,6 +20,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import StorageError
 from .entry import StoredFile
 from .paths import checked_name, safe_names
 
@@ -56,22 +57,42 @@ class PayloadWriter:
 
     def __call__(self, task_id: str, suffix: str, data: bytes) -> StoredFile:
         folder = os.path.join(self.results_dir, task_id[:2])
-        os.makedirs(folder, exist_ok=True)
+        make_folder(folder)
         token = secrets.token_hex(4)
         name = f"{task_id[:2]}/{task_id}-{token}{suffix}"
         temporary = os.path.join(folder, f"{TEMPORARY_PREFIX}{task_id}-{token}")
-        with open(temporary, "wb") as file:
-            file.write(data)
-        os.replace(temporary, os.path.join(self.results_dir, name))
+        try:
+            with open(temporary, "wb") as file:
+                file.write(data)
+            os.replace(temporary, os.path.join(self.results_dir, name))
+        except BaseException:  # a full disk: the partial file would stay, filling it
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+            raise
         return StoredFile(name, len(data), checksum(data))
 
     def artifacts_folder(self, task_id: str) -> str:
         """A new folder for this run's artifacts: a rerun never overwrites the cached one's."""
-        folder = os.path.join(
-            os.path.dirname(self.results_dir), ARTIFACTS, f"{task_id}-{secrets.token_hex(4)}"
-        )
-        os.makedirs(folder)
+        artifacts = os.path.join(os.path.dirname(self.results_dir), ARTIFACTS)
+        make_folder(artifacts)
+        folder = os.path.join(artifacts, f"{task_id}-{secrets.token_hex(4)}")
+        os.mkdir(folder)
         return folder
+
+
+def make_folder(folder: str) -> None:
+    """Create a folder of the storage, never its parents: a worker of a run whose
+    storage was deleted must not recreate it half-way (a ``results/`` alone,
+    which the next Lab refuses as not a storage)."""
+    try:
+        os.mkdir(folder)
+    except FileExistsError:
+        pass
+    except FileNotFoundError:
+        raise StorageError(
+            f"cannot create {folder}: its labnb storage is gone (deleted while the run "
+            "wrote into it)"
+        ) from None
 
 
 class Blobs(ABC):

@@ -263,7 +263,8 @@ class SqliteIndex(Index):
             try:
                 yield db
             except BaseException:
-                db.execute("ROLLBACK")
+                if db.in_transaction:  # SQLite rolls back by itself on a full disk
+                    db.execute("ROLLBACK")
                 raise
             db.execute("COMMIT")
 

@@ -16,10 +16,12 @@ index and blobs they are built from.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import os
 import secrets
+import sqlite3
 from collections.abc import Iterable, Iterator
 from functools import cached_property
 from pathlib import Path
@@ -46,6 +48,24 @@ MARKER = "labnb-storage.json"
 CATALOG_FILE = "catalog.sqlite"
 STORAGE_VERSION = 2
 """1: labnb 0.1.0 (diskcache index of pickles); 2: the catalog (``schema.py``)."""
+
+
+LOG_NOT_STORED = "[labnb] the storage's disk was full: only the end of this log was kept\n"
+LOG_TAIL = 2000
+"""Characters of a log kept when the whole log does not fit on a full disk."""
+
+
+SQLITE_FULL = 13
+"""SQLite's result code for a full disk (``sqlite3.SQLITE_FULL`` from Python 3.11)."""
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` says the disk (or the user's quota) is full: ENOSPC writing
+    a file, SQLite's "database or disk is full"."""
+    if isinstance(exc, sqlite3.Error):
+        code = getattr(exc, "sqlite_errorcode", None)  # Python 3.11+
+        return code == SQLITE_FULL or "disk is full" in str(exc)
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
 class CorruptEntry(CacheError):
@@ -117,6 +137,10 @@ class Storage:
 
         return Catalog(self)
 
+    def missing(self) -> str | None:
+        """Why this storage is no longer where it was (deleted, replaced), or None."""
+        return None
+
     def writer(self) -> PayloadWriter | None:
         """The callable workers use to write payloads (None: nothing is cached)."""
         return None if self.blobs is None else self.blobs.writer()
@@ -169,6 +193,32 @@ class Storage:
         replaced = self.index.commit(entries, {key: logs for key, _, logs in records})
         self._delete_files(replaced)
 
+    def commit_what_fits(self, records: list[Record]) -> list[str]:
+        """``commit``, on a disk that may be full: a batch that does not fit is
+        committed one record at a time, a log that does not fit is replaced by
+        its tail and a note, and a task whose entry still does not fit has its
+        payload file deleted. Returns the ids of those tasks (their results are
+        not kept); every other result is."""
+        try:
+            self.commit(records)
+            return []
+        except Exception as exc:
+            if not is_disk_full(exc):
+                raise
+        lost = []
+        for key, entry, logs in records:
+            for attempt in (logs, f"{LOG_NOT_STORED}{logs[-LOG_TAIL:]}", LOG_NOT_STORED):
+                try:
+                    self.commit([(key, entry, attempt)])
+                    break
+                except Exception as exc:
+                    if not is_disk_full(exc):
+                        raise
+            else:
+                lost.append(key)
+                self._delete_files([entry] if entry is not None else [])
+        return lost
+
     def remove(self, task_ids: Iterable[str]) -> int:
         """Forget these tasks' results and logs; returns how many results were removed."""
         removed = self.index.remove(list(dict.fromkeys(task_ids)))
@@ -218,9 +268,25 @@ class LocalStorage(Storage):
             if version < STORAGE_VERSION:
                 migrate_local(self.path)
             index = SqliteIndex(self.path / CATALOG_FILE)
+            self._catalog_inode = (self.path / CATALOG_FILE).stat().st_ino
         except OSError as exc:
             raise StorageError(f"cannot use {self.path} as labnb storage: {exc}") from None
         super().__init__(index, LocalBlobs(self.path), str(self.path))
+
+    def missing(self) -> str | None:
+        """The catalog this storage opened is checked to still be the one at its
+        path, beside its marker: an open SQLite file goes on working after an
+        ``rm -rf``, with nothing of it left on disk."""
+        try:
+            there = (self.path / CATALOG_FILE).stat().st_ino == self._catalog_inode
+        except OSError:
+            there = False
+        if there and (self.path / MARKER).exists():
+            return None
+        return (
+            f"labnb storage {self.path} was deleted (or replaced) while the run wrote into it; "
+            "what it computed there is gone"
+        )
 
 
 def read_marker(text: str, where: object) -> int:
