@@ -102,8 +102,6 @@ class RunLoop:
         """Tasks stopped for running past their time limit (the limit)."""
         self._lost: str | None = None
         """Why the storage is gone, once the run found it deleted (``_check_storage``)."""
-        self._time_limited = False
-        """Whether a task with a time limit has started (a search adds tasks as it goes)."""
         self._ours: list[str] = []
         """Tasks this run took over from another run, to start when a worker is free."""
         self._configs: dict[str, str] = {}
@@ -301,7 +299,6 @@ class RunLoop:
     def _start(self, key: str) -> None:
         task = self.plan.tasks[key]
         dependencies = {task_id(dep): self.payloads[task_id(dep)] for dep in dependencies_of(task)}
-        self._time_limited |= meta_of(task).timeout is not None
         cache = meta_of(task).format is not None
         runs = {dep: self.run_ids[dep] for dep in dependencies if dep in self.run_ids}
         grant = self.scheduler.grants.get(key)
@@ -334,10 +331,9 @@ class RunLoop:
 
     def _enforce_time_limits(self) -> None:
         """Stop tasks that have run longer than their type's ``timeout``."""
-        if not self._time_limited:  # the walk over every task per poll made a long chain O(n²)
-            return
         now = time.time()
-        for key, limit in list(self._limits.items()):  # not every record: a loop turn is O(1)
+        # Not a walk over every task per turn: that made a long chain O(n²).
+        for key, limit in list(self._limits.items()):
             started = self.state.records[key].started
             if started is None or key in self._timed_out:
                 continue
