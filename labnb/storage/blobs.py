@@ -11,7 +11,6 @@ and two writers of one task never overwrite each other's file.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import secrets
 import shutil
@@ -20,16 +19,14 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..model.formats import Payload
 from .entry import StoredFile
 from .paths import checked_name, safe_names
+from .result_file import HashingWriter, ResultFile, checksum
 
 RESULTS = "results"
 ARTIFACTS = "artifacts"
 TEMPORARY_PREFIX = ".tmp-"
-
-
-def checksum(data: bytes) -> str:
-    return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -55,15 +52,24 @@ class PayloadWriter:
         self.results_dir = results_dir
 
     def __call__(self, task_id: str, suffix: str, data: bytes) -> StoredFile:
-        folder = os.path.join(self.results_dir, task_id[:2])
-        os.makedirs(folder, exist_ok=True)
-        token = secrets.token_hex(4)
-        name = f"{task_id[:2]}/{task_id}-{token}{suffix}"
-        temporary = os.path.join(folder, f"{TEMPORARY_PREFIX}{task_id}-{token}")
+        name, temporary = self._names(task_id, suffix)
         with open(temporary, "wb") as file:
             file.write(data)
         os.replace(temporary, os.path.join(self.results_dir, name))
         return StoredFile(name, len(data), checksum(data))
+
+    def write_result(self, task_id: str, payload: Payload) -> tuple[StoredFile, Payload]:
+        """Write a task's result; returns the file and the payload to send on
+        (here the payload itself, its bytes encoded once for both)."""
+        return self(task_id, payload.format.suffix, payload.data), payload
+
+    def _names(self, task_id: str, suffix: str) -> tuple[str, str]:
+        """A new payload's name under ``results/`` and the temporary path it is written at."""
+        folder = os.path.join(self.results_dir, task_id[:2])
+        os.makedirs(folder, exist_ok=True)
+        token = secrets.token_hex(4)
+        temporary = os.path.join(folder, f"{TEMPORARY_PREFIX}{task_id}-{token}")
+        return f"{task_id[:2]}/{task_id}-{token}{suffix}", temporary
 
     def artifacts_folder(self, task_id: str) -> str:
         """A new folder for this run's artifacts: a rerun never overwrites the cached one's."""
@@ -72,6 +78,27 @@ class PayloadWriter:
         )
         os.makedirs(folder)
         return folder
+
+
+class LocalPayloadWriter(PayloadWriter):
+    """Writes a result straight into its file (never all of it as bytes in
+    memory) and sends on a reference to the file, not its bytes."""
+
+    def write_result(self, task_id: str, payload: Payload) -> tuple[StoredFile, Payload]:
+        fmt = payload.format
+        name, temporary = self._names(task_id, fmt.suffix)
+        path = os.path.join(self.results_dir, name)
+        try:
+            with open(temporary, "wb") as file:
+                written = HashingWriter(file)
+                fmt.dump(payload.value, written)
+            os.replace(temporary, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+            raise
+        stored = StoredFile(name, written.size, written.hexdigest())
+        return stored, Payload(fmt, value=payload.value, source=ResultFile(path, stored.size))
 
 
 class Blobs(ABC):
@@ -103,6 +130,10 @@ class Blobs(ABC):
         """A local path to an artifact folder (None where there is none)."""
         return None
 
+    def local_file(self, name: str) -> str | None:
+        """A payload's path on this machine, for reading it as a stream (None: not a local file)."""
+        return None
+
 
 class LocalBlobs(Blobs):
     def __init__(self, root: Path) -> None:
@@ -113,10 +144,13 @@ class LocalBlobs(Blobs):
         self._artifacts = root / ARTIFACTS
 
     def writer(self) -> PayloadWriter:
-        return PayloadWriter(str(self._results))
+        return LocalPayloadWriter(str(self._results))
+
+    def local_file(self, name: str) -> str:
+        return self._results_prefix + checked_name(name)
 
     def read(self, name: str) -> bytes:
-        with open(self._results_prefix + checked_name(name), "rb") as file:
+        with open(self.local_file(name), "rb") as file:
             return file.read()
 
     def remove(self, names: Iterable[str]) -> None:
