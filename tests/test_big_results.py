@@ -4,7 +4,9 @@ it from there (issue 11: "big results are copied four times")."""
 
 from __future__ import annotations
 
+import hashlib
 import os
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -14,6 +16,7 @@ import numpy as np
 import psutil
 import pytest
 from big_result_tasks import MEGABYTES, BigArray, BigPickled, Summed, big_array
+from sample_tasks import Square
 
 import labnb
 from labnb.engine.job import Job, Outcome, RunSetup
@@ -106,3 +109,20 @@ def test_cached_big_results_load_in_a_new_process(tmp_path):
     ]
     assert outputs == ["['memmap', 'ndarray']\n"] * 2
     assert len(list((tmp_path / "s" / "results").rglob("*.*"))) == 2
+
+
+def test_results_checked_with_earlier_blake2b_checksums_still_load(tmp_path):
+    """Checksums are xxh3 now (checked at memory speed); an entry an earlier
+    labnb wrote carries blake2b's, and is checked with it."""
+    lab = labnb.Lab(storage=tmp_path / "s", runner="serial")
+    lab.run_task(Square(x=4))
+    (path,) = (tmp_path / "s" / "results").rglob("*.pkl")
+    entry = lab.storage.lookup(task_id(Square(x=4)))
+    assert entry.checksum.startswith("xxh3-128:")
+    earlier = hashlib.blake2b(path.read_bytes(), digest_size=16).hexdigest()
+    with sqlite3.connect(tmp_path / "s" / "catalog.sqlite") as db:
+        db.execute("UPDATE entries SET checksum = ?", (earlier,))
+    assert labnb.Lab(storage=tmp_path / "s", runner="serial").run_task(Square(x=4)) == 16
+    path.write_bytes(path.read_bytes()[::-1])  # same size, other bytes
+    with pytest.warns(labnb.CacheWarning, match="does not match its checksum"):
+        assert labnb.Lab(storage=tmp_path / "s", runner="serial").run_task(Square(x=4)) == 16

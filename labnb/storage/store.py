@@ -53,7 +53,7 @@ STORAGE_VERSION = 2
 
 def damage(data: bytes, entry: IndexEntry) -> str:
     """What is wrong with ``data`` as the payload of ``entry`` ("" when nothing)."""
-    return problem(len(data), checksum(data), entry.size, entry.checksum)
+    return problem(len(data), checksum(data, entry.checksum), entry.size, entry.checksum)
 
 
 class Storage:
