@@ -136,3 +136,18 @@ class ThreadLimits:
         from threadpoolctl import threadpool_info
 
         return sorted({pool["num_threads"] for pool in threadpool_info()})
+
+
+@labnb.task
+class Floods:
+    """Prints ``n`` numbered lines as fast as it can, a byte that is not UTF-8 among them."""
+
+    n: int
+
+    def run(self) -> int:
+        for line in range(self.n):
+            print(f"line {line}")
+            if line == self.n // 2:
+                sys.stdout.flush()
+                os.write(1, b"not utf-8 \xff\n")
+        return self.n

@@ -35,6 +35,7 @@ from .entry import DAMAGED, MISSING, IndexEntry
 from .index import Index, SqliteIndex
 from .keyed import LABNB_ATTRIBUTES, attach, is_key_store
 from .result_file import CorruptEntry, ResultFile, checksum, file_problem, problem
+from .task_logs import Logs
 
 if TYPE_CHECKING:
     from .catalog import Catalog
@@ -42,8 +43,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("labnb")
 T = TypeVar("T")
 
-Record = tuple[str, "IndexEntry | None", str]
-"""(task id, index entry or None, logs of its last run)."""
+Record = tuple[str, "IndexEntry | None", Logs]
+"""(task id, index entry or None, logs of its last run: text, or a file under ``logs/``)."""
 
 MARKER = "labnb-storage.json"
 CATALOG_FILE = "catalog.sqlite"
@@ -194,6 +195,10 @@ class Storage:
 
     def read_logs(self, task_id: str) -> str | None:
         return self.index.read_logs(task_id)
+
+    def logs_folder(self) -> Path | None:
+        """Where a long log goes as it is written (None: held in memory until committed)."""
+        return self.index.logs_folder()
 
     def generation(self) -> int:
         """A number that changes whenever entries are added or removed (by any process)."""
