@@ -4,6 +4,7 @@ displays hold is bounded."""
 
 from __future__ import annotations
 
+import os
 import sqlite3
 
 import pytest
@@ -83,3 +84,18 @@ def test_live_output_keeps_each_tasks_last_lines_and_counts_the_rest():
     assert kept[-1] == "99999" and int(kept[0]) == 100_000 - len(kept)
     assert note == f"[labnb] … {100_000 - len(kept)} more lines (the task's log has every line)"
     assert live.take() == []
+
+
+def test_gc_removes_log_files_no_log_names(tmp_path):
+    """A run killed while its task printed leaves its log file behind."""
+    lab = labnb.Lab(storage=tmp_path / "s", max_workers=1)
+    lab.run_task(Floods(n=LINES), disable_progress=True)
+    (kept,) = (tmp_path / "s" / "logs").rglob("*.log")
+    stray = kept.with_name("0" * 32 + "-dead.log")
+    stray.write_text("a killed run's log\n")
+    for path in (kept, stray):
+        os.utime(path, (0, 0))
+    assert lab.gc(dry_run=True).logs == 1 and stray.exists()
+    assert lab.gc().logs == 1
+    assert list((tmp_path / "s" / "logs").rglob("*.log")) == [kept]
+    assert lab.logs(Floods(n=LINES)) == expected_log(LINES)

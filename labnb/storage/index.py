@@ -130,6 +130,11 @@ class Index(ABC):
         """Where long logs are kept as files (``task_logs``); None: all are text in the index."""
         return None
 
+    def remove_stray_log_files(self, older_than: float, dry_run: bool = False) -> int:
+        """Delete log files no logs row names, last written before ``older_than``
+        (a run killed while its task printed); returns how many there were."""
+        return 0
+
     @abstractmethod
     def remove(self, task_ids: list[str]) -> list[IndexEntry]:
         """Forget entries and logs in one step; returns the removed entries."""
@@ -312,6 +317,22 @@ class SqliteIndex(Index):
                 schema.bump_generation(db)
         self._delete_log_files(removed_logs)
         return list(old.values())
+
+    def remove_stray_log_files(self, older_than: float, dry_run: bool = False) -> int:
+        folder = self.logs_folder()
+        if folder is None or not folder.is_dir():
+            return 0
+        old = [
+            f"{path.parent.name}/{path.name}"
+            for path in folder.glob("*/*.log")
+            if path.stat().st_mtime < older_than
+        ]
+        with self._writing() as db:  # named ones are read under the lock commits take
+            named = {name for (name,) in db.execute("SELECT file FROM logs WHERE file IS NOT NULL")}
+            stray = [name for name in old if name not in named]
+            if not dry_run:
+                self._delete_log_files(stray)
+        return len(stray)
 
     def _delete_log_files(self, names: list[str]) -> None:
         """Delete log files no row names any more (after the commit that dropped them)."""
