@@ -32,7 +32,7 @@ from .base import Metric, Output, Progress, Started
 from .shipping import JobReceiver
 
 FLUSH_INTERVAL = 0.05
-MAX_PENDING = 64
+MAX_PENDING = 16
 """Chunks of output (at most ``FdCapture.READ_SIZE`` characters each) a worker
 holds before the writer itself waits for the Lab."""
 PIPE_BYTES = 1 << 20
@@ -158,7 +158,7 @@ class FdCapture:
     prints it.
     """
 
-    READ_SIZE = 1 << 18
+    READ_SIZE = 1 << 20
 
     def __init__(self, channel: _Channel) -> None:
         self._channel = channel
