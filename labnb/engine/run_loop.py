@@ -294,16 +294,16 @@ class RunLoop:
                 self._timed_out[key] = limit
 
     def _log(self, key: str) -> TaskLog:
-        log = self._logs.get(key)
-        if log is None:
-            log = self._logs[key] = TaskLog(key, self._logs_folder)
-        return log
+        task_log = self._logs.get(key)
+        if task_log is None:
+            task_log = self._logs[key] = TaskLog(key, self._logs_folder)
+        return task_log
 
     def _end_log(self, key: str, last: str = "") -> Logs:
         """A finished task's log, with ``last`` (a traceback, why it stopped) at its end."""
-        log = self._logs.pop(key, None) or TaskLog(key, self._logs_folder)
-        log.write(last)
-        return log.close()
+        task_log = self._logs.pop(key, None) or TaskLog(key, self._logs_folder)
+        task_log.write(last)
+        return task_log.close()
 
     def _finish(self, outcome: Outcome) -> Record:
         key = outcome.task_id

@@ -13,7 +13,6 @@ import contextlib
 import io
 import pickle
 from abc import ABC, abstractmethod
-from collections.abc import Callable
 from typing import Any, Protocol
 
 import cloudpickle
@@ -158,7 +157,7 @@ class PayloadSource(Protocol):
 class Payload:
     """A result as a value, as bytes in ``format``, or both; each side is made on demand."""
 
-    __slots__ = ("_data", "_read", "_source", "_value", "format")
+    __slots__ = ("_data", "_source", "_value", "format")
 
     def __init__(
         self,
@@ -166,17 +165,14 @@ class Payload:
         *,
         value: Any = _UNSET,
         data: Any = _UNSET,
-        read: Callable[[], bytes] | None = None,
         source: PayloadSource | None = None,
     ) -> None:
-        """``read``, instead of ``data``: where to get the bytes when first needed
-        (a result that may never be looked at). ``source``: where the payload is
-        kept; the value is loaded from it (a file, streamed) and it is what
-        crosses process boundaries, not the bytes."""
+        """``source``, instead of ``data``: where the payload is kept (a result
+        file, which may never be looked at); the value is loaded from it as a
+        stream, and it is what crosses process boundaries, not the bytes."""
         self.format = fmt
         self._value = value
         self._data = data
-        self._read = read
         self._source = source
 
     @property
@@ -193,8 +189,6 @@ class Payload:
         if self._data is _UNSET:
             if self._source is not None:
                 self._data = self._source.read()
-            elif self._read is not None:
-                self._data, self._read = self._read(), None
             else:
                 self._data = self.format.dumps(self._value)
         return self._data
