@@ -160,3 +160,18 @@ class PrintsMuch:
         for _ in range(self.chars // 1000):
             print("x" * 999)
         return 1
+
+
+@labnb.task
+class Floods:
+    """Prints ``n`` numbered lines as fast as it can, a byte that is not UTF-8 among them."""
+
+    n: int
+
+    def run(self) -> int:
+        for line in range(self.n):
+            print(f"line {line}")
+            if line == self.n // 2:
+                sys.stdout.flush()
+                os.write(1, b"not utf-8 \xff\n")
+        return self.n

@@ -33,8 +33,6 @@ from .state import (
     TaskRecord,
 )
 
-OUTPUT_KEPT = 1_000_000
-"""Characters of a task's live output a follower keeps (its whole log is in the storage)."""
 _STATUSES = {STARTING, RUNNING, WAITING, DONE, FAILED, LOADED, CANCELLED}
 ENDED = (DONE, FAILED, LOADED, CANCELLED)
 
@@ -124,15 +122,8 @@ class Follower:
                 listener.finished(record.task)
 
     def _output(self, key: str, text: str) -> None:
-        record = self.state.records.get(key)
-        if record is None:
-            return
-        record.output.append(text)
-        if sum(map(len, record.output)) > OUTPUT_KEPT:
-            kept = "".join(record.output)[-OUTPUT_KEPT:]
-            record.output[:] = ["[labnb] (earlier output is in the task's log)\n", kept]
-        for listener in self.state.listeners:
-            listener.output(record.task, text)
+        if key in self.state.records:
+            self.state.output(key, text)
 
 
 def _error(task: Any, failure: str) -> TaskFailed:

@@ -11,7 +11,6 @@ does not pickle) run in a daemon thread here (``LocalRun``), as in 0.1.0.
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 import os
 import signal
@@ -26,7 +25,7 @@ from typing import Any
 from ..errors import TaskFailed
 from ..model import flat_pickle
 from ..model.config_files import ConfigFile
-from ..model.formats import Payload
+from ..model.formats import Payload, ResultFormat
 from ..model.tasks import attach_result, dependencies_of, meta_of, task_id
 from ..storage import CorruptEntry, IndexEntry, Storage
 from ..storage.runs import TASKS_SUFFIX, RunRecord, read_runs, run_file
@@ -241,6 +240,32 @@ class LocalRun(Run):
         return True
 
 
+class _CachedResult:
+    """A finished run's result in the storage, found when first read: a local
+    file is loaded from the file as a stream, never read whole as bytes first.
+    If another process replaced the entry meanwhile (a ``bust_cache`` run of the
+    same task), the one that replaced it. (A ``PayloadSource`` that stays in
+    this process: task results never travel with tasks.)"""
+
+    def __init__(self, storage: Storage, entry: IndexEntry, fmt: ResultFormat) -> None:
+        self._storage, self._entry, self._format = storage, entry, fmt
+
+    def read(self) -> bytes:
+        return self._payload().data
+
+    def load(self, fmt: ResultFormat) -> Any:
+        return self._payload().value
+
+    def _payload(self) -> Payload:
+        try:
+            return self._storage.payload(self._entry, self._format)
+        except CorruptEntry:
+            newer = self._storage.lookup(self._entry.task_id)
+            if newer is None or newer.file == self._entry.file:
+                raise
+            return self._storage.payload(newer, self._format)
+
+
 class RecordedRun(Run):
     """A run owned by a run process, followed through its record in the storage.
 
@@ -325,19 +350,8 @@ class RecordedRun(Run):
         for key, entry in self.storage.lookup_many(missing).items():
             fmt = meta_of(tasks[key]).format
             if fmt is not None and entry.format == fmt.name:
-                self._payloads[key] = Payload(fmt, read=functools.partial(self._read, entry))
+                self._payloads[key] = Payload(fmt, source=_CachedResult(self.storage, entry, fmt))
         return {key: self._payloads[key] for key in tasks if key in self._payloads}
-
-    def _read(self, entry: IndexEntry) -> bytes:
-        """The entry's payload; if another process replaced the entry meanwhile (a
-        ``bust_cache`` run of the same task), the one that replaced it."""
-        try:
-            return self.storage.read(entry)
-        except CorruptEntry:
-            newer = self.storage.lookup(entry.task_id)
-            if newer is None or newer.file == entry.file:
-                raise
-            return self.storage.read(newer)
 
     def wait(self, timeout: float | None = None) -> bool:
         return self._ended_event.wait(timeout)

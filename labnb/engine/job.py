@@ -146,7 +146,9 @@ def execute(
     stored = None
     try:
         if job.cache and setup.writer is not None:
-            stored = setup.writer(job.task_id, payload.format.suffix, payload.data)
+            # A local writer streams the result to its file, and the payload
+            # sent on is a reference to the file, not its bytes.
+            stored, payload = setup.writer.write_result(job.task_id, payload)
         elif ship:
             payload.data  # noqa: B018 - encode now, inside this try
     except Exception as exc:

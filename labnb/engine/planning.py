@@ -152,7 +152,7 @@ def load_cached(
     if entry is None or fmt is None or entry.format != fmt.name:
         return None
     try:
-        payload = Payload(fmt, data=storage.read(entry))
+        payload = storage.payload(entry, fmt)
         if decode:
             payload.value  # noqa: B018 - fail here, not in the user's hands
     except Exception as exc:  # CorruptEntry, or a payload that cannot be decoded

@@ -2,7 +2,9 @@
 
 Runner events are folded into the run's ``RunState`` (which displays read);
 outcomes are committed to storage in batches, so finished results are kept
-even when the run is interrupted or cancelled a moment later.
+even when the run is interrupted or cancelled a moment later. What tasks print
+goes to their logs as it arrives (``TaskLog``: a file once it is long), and
+only its end to displays and followers (``live_output``).
 """
 
 from __future__ import annotations
@@ -31,8 +33,10 @@ from ..runners.base import Metric, Output, Progress, Runner, Started
 from ..storage import IndexEntry, Record, Storage, Tracking
 from ..storage.index import TaskRow
 from ..storage.store import is_disk_full
+from ..storage.task_logs import Logs, TaskLog
 from .claims import Claims
 from .job import Failure, Job, Outcome, RunSetup
+from .live_output import LiveOutput
 from .machine import Machine
 from .packing import Pool
 from .planning import Plan, load_cached
@@ -92,8 +96,11 @@ class RunLoop:
         self.claims = Claims(storage, run_id)
         self.roots = roots
         """Ids of the tasks the user submitted (the rest are their dependencies)."""
-        self._output: list[tuple[str, str]] = []
+        self._output = LiveOutput()
         """What tasks printed since the last commit, for the run's followers."""
+        self._logs: dict[str, TaskLog] = {}
+        """The logs of the tasks running, as they print."""
+        self._logs_folder = storage.logs_folder()
         self._changed: set[str] = set()
         """Tasks whose state the run record has not been told yet."""
         self._limits: dict[str, float] = {}
@@ -177,7 +184,7 @@ class RunLoop:
         self.scheduler.halt()
         self.runner.close(cancel=True)
         for key in self.state.running_keys():
-            self._records.append((key, None, self.state.logs(key) + f"\n[labnb] {why}\n"))
+            self._records.append((key, None, self._end_log(key, f"\n[labnb] {why}\n")))
             self.state.finished(key, CANCELLED)
         for key in [*self.claims.waiting, *self._ours]:
             self.state.finished(key, CANCELLED)
@@ -199,7 +206,7 @@ class RunLoop:
             )
             self._changed.update(key for key, _, _ in records)
         changed, self._changed = self._changed, set()
-        output, self._output = self._output, []
+        output = self._output.take()
         rows = [self._task_row(key, over) for key in changed]
         if not _unless_disk_full("update its record", lambda: self.claims.record(rows, output)):
             self._changed |= changed
@@ -316,7 +323,8 @@ class RunLoop:
                 log.warning("labnb ignored an event for a task not in this run: %r", event)
             elif isinstance(event, Output):
                 self.state.output(event.task_id, event.text)
-                self._output.append((event.task_id, event.text))
+                self._log(event.task_id).write(event.text)
+                self._output.add(event.task_id, event.text)
             elif isinstance(event, Metric):
                 self.state.metric(event.task_id, event.name, event.value, event.step)
                 self._changed.add(event.task_id)
@@ -340,11 +348,22 @@ class RunLoop:
             if now - started > limit and self.runner.stop(key):
                 self._timed_out[key] = limit
 
+    def _log(self, key: str) -> TaskLog:
+        task_log = self._logs.get(key)
+        if task_log is None:
+            task_log = self._logs[key] = TaskLog(key, self._logs_folder)
+        return task_log
+
+    def _end_log(self, key: str, last: str = "") -> Logs:
+        """A finished task's log, with ``last`` (a traceback, why it stopped) at its end."""
+        task_log = self._logs.pop(key, None) or TaskLog(key, self._logs_folder)
+        task_log.write(last)
+        return task_log.close()
+
     def _finish(self, outcome: Outcome) -> Record:
         key = outcome.task_id
         self._limits.pop(key, None)
         task = self.plan.tasks[key]
-        logs = self.state.logs(key)
         if outcome.failure is not None and key in self._timed_out:
             limit = self._timed_out.pop(key)
             outcome.failure = Failure(
@@ -362,7 +381,7 @@ class RunLoop:
                     ),
                 )
             self.state.finished(key, FAILED, error)
-            return key, None, logs + outcome.failure.traceback
+            return key, None, self._end_log(key, outcome.failure.traceback)
         self.scheduler.finish(key)
         self.state.finished(key, DONE)
         if outcome.payload is not None:
@@ -393,7 +412,7 @@ class RunLoop:
                 code=code,
                 result=outcome.number,
             )
-        return key, entry, logs
+        return key, entry, self._end_log(key)
 
     def _record_failure(self, key: str, error: TaskFailed) -> None:
         self.failures[key] = error

@@ -2,9 +2,9 @@
 
 The run loop writes here (from whichever thread runs it); displays read
 snapshots under the same lock: the text progress bar as a listener called on
-each event, the widget by polling ``version`` a few times a second. A task's
-output is kept here while it runs, so its logs can be shown live and saved
-when it ends.
+each event, the widget by polling ``version`` a few times a second. The end
+of a task's output is kept here while it runs, to be shown live
+(``live_output``); its whole log goes to the storage.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ..errors import TaskFailed
+from .live_output import keep_tail
 from .packing import Grant
 from .planning import Plan
 
@@ -95,6 +96,7 @@ class RunState:
         with self.lock:
             record = self.records[key]
             record.output.append(text)
+            keep_tail(record.output)
             self.version += 1
         for listener in self.listeners:
             listener.output(record.task, text)
@@ -133,10 +135,6 @@ class RunState:
             self.outcome = outcome
             self.finished_at = time.time()
             self.version += 1
-
-    def logs(self, key: str) -> str:
-        with self.lock:
-            return "".join(self.records[key].output)
 
     def running_keys(self) -> list[str]:
         with self.lock:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import codecs
 import contextlib
 import ctypes
+import fcntl
 import os
 import pickle
 import select
@@ -31,9 +32,13 @@ from .base import Metric, Output, Progress, Started
 from .shipping import JobReceiver
 
 FLUSH_INTERVAL = 0.05
-MAX_PENDING = 64
+MAX_PENDING = 16
 """Chunks of output (at most ``FdCapture.READ_SIZE`` characters each) a worker
 holds before the writer itself waits for the Lab."""
+PIPE_BYTES = 1 << 20
+"""The capture pipe's size (Linux's default limit; 64 KiB otherwise): a task that
+prints a flood fills a small pipe at once, and then each write waits for the
+reader thread, which waits for the printing thread's turn on the GIL."""
 LAB_CHECK_SECONDS = 1.0
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
@@ -153,7 +158,7 @@ class FdCapture:
     prints it.
     """
 
-    READ_SIZE = 1 << 18
+    READ_SIZE = 1 << 20
 
     def __init__(self, channel: _Channel) -> None:
         self._channel = channel
@@ -166,6 +171,8 @@ class FdCapture:
         self._saved_streams = (sys.stdout, sys.stderr)
         self._saved_fds = (os.dup(1), os.dup(2))
         read_end, write_end = os.pipe()
+        with contextlib.suppress(OSError, AttributeError):  # Linux: the most it allows
+            fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
         os.set_blocking(read_end, False)
         os.dup2(write_end, 1)
         os.dup2(write_end, 2)

@@ -11,7 +11,6 @@ and two writers of one task never overwrite each other's file.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import secrets
 import shutil
@@ -19,18 +18,17 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from ..errors import StorageError
+from ..model.formats import Payload
 from .entry import StoredFile
 from .paths import checked_name, safe_names
+from .result_file import HashingWriter, ResultFile, checksum
 
 RESULTS = "results"
 ARTIFACTS = "artifacts"
 TEMPORARY_PREFIX = ".tmp-"
-
-
-def checksum(data: bytes) -> str:
-    return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -56,20 +54,23 @@ class PayloadWriter:
         self.results_dir = results_dir
 
     def __call__(self, task_id: str, suffix: str, data: bytes) -> StoredFile:
+        name, temporary = self._names(task_id, suffix)
+        with _replacing(temporary, os.path.join(self.results_dir, name)) as file:
+            file.write(data)
+        return StoredFile(name, len(data), checksum(data))
+
+    def write_result(self, task_id: str, payload: Payload) -> tuple[StoredFile, Payload]:
+        """Write a task's result; returns the file and the payload to send on
+        (here the payload itself, its bytes encoded once for both)."""
+        return self(task_id, payload.format.suffix, payload.data), payload
+
+    def _names(self, task_id: str, suffix: str) -> tuple[str, str]:
+        """A new payload's name under ``results/`` and the temporary path it is written at."""
         folder = os.path.join(self.results_dir, task_id[:2])
         make_folder(folder)
         token = secrets.token_hex(4)
-        name = f"{task_id[:2]}/{task_id}-{token}{suffix}"
         temporary = os.path.join(folder, f"{TEMPORARY_PREFIX}{task_id}-{token}")
-        try:
-            with open(temporary, "wb") as file:
-                file.write(data)
-            os.replace(temporary, os.path.join(self.results_dir, name))
-        except BaseException:  # a full disk: the partial file would stay, filling it
-            with contextlib.suppress(OSError):
-                os.unlink(temporary)
-            raise
-        return StoredFile(name, len(data), checksum(data))
+        return f"{task_id[:2]}/{task_id}-{token}{suffix}", temporary
 
     def artifacts_folder(self, task_id: str) -> str:
         """A new folder for this run's artifacts: a rerun never overwrites the cached one's."""
@@ -78,6 +79,20 @@ class PayloadWriter:
         folder = os.path.join(artifacts, f"{task_id}-{secrets.token_hex(4)}")
         os.mkdir(folder)
         return folder
+
+
+@contextlib.contextmanager
+def _replacing(temporary: str, path: str) -> Iterator[BinaryIO]:
+    """A file written at ``temporary`` that becomes ``path`` once whole. On any
+    failure the partial file is removed: on a full disk it would stay, filling it."""
+    try:
+        with open(temporary, "wb") as file:
+            yield file
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
 
 
 def make_folder(folder: str) -> None:
@@ -93,6 +108,21 @@ def make_folder(folder: str) -> None:
             f"cannot create {folder}: its labnb storage is gone (deleted while the run "
             "wrote into it)"
         ) from None
+
+
+class LocalPayloadWriter(PayloadWriter):
+    """Writes a result straight into its file (never all of it as bytes in
+    memory) and sends on a reference to the file, not its bytes."""
+
+    def write_result(self, task_id: str, payload: Payload) -> tuple[StoredFile, Payload]:
+        fmt = payload.format
+        name, temporary = self._names(task_id, fmt.suffix)
+        path = os.path.join(self.results_dir, name)
+        with _replacing(temporary, path) as file:
+            written = HashingWriter(file)
+            fmt.dump(payload.value, written)
+        stored = StoredFile(name, written.size, written.hexdigest())
+        return stored, Payload(fmt, value=payload.value, source=ResultFile(path, stored.size))
 
 
 class Blobs(ABC):
@@ -124,6 +154,10 @@ class Blobs(ABC):
         """A local path to an artifact folder (None where there is none)."""
         return None
 
+    def local_file(self, name: str) -> str | None:
+        """A payload's path on this machine, for reading it as a stream (None: not a local file)."""
+        return None
+
 
 class LocalBlobs(Blobs):
     def __init__(self, root: Path) -> None:
@@ -134,10 +168,13 @@ class LocalBlobs(Blobs):
         self._artifacts = root / ARTIFACTS
 
     def writer(self) -> PayloadWriter:
-        return PayloadWriter(str(self._results))
+        return LocalPayloadWriter(str(self._results))
+
+    def local_file(self, name: str) -> str:
+        return self._results_prefix + checked_name(name)
 
     def read(self, name: str) -> bytes:
-        with open(self._results_prefix + checked_name(name), "rb") as file:
+        with open(self.local_file(name), "rb") as file:
             return file.read()
 
     def remove(self, names: Iterable[str]) -> None:

@@ -332,6 +332,7 @@ class Catalog:
         temporary = [b for b in found if b.area == RESULTS and b.temporary]
         folders = [b for b in unreferenced if b.area == ARTIFACTS]
         logs = self.index.orphan_logs(cutoff)
+        stray_logs = self.index.remove_stray_log_files(cutoff, dry_run)
         if not dry_run:
             # Read again just before removing: an entry committed meanwhile keeps its files.
             referenced = self._referenced()
@@ -344,7 +345,7 @@ class Catalog:
             files=len(files),
             temporary=len(temporary),
             artifacts=len(folders),
-            logs=len(logs),
+            logs=len(logs) + stray_logs,
             bytes=sum(blob.size for blob in [*files, *temporary, *folders]),
             dry_run=dry_run,
         )

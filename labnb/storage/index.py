@@ -21,12 +21,17 @@ import threading
 import time
 import zlib
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
 from . import schema
 from .entry import IndexEntry
+from .paths import checked_name
+from .task_logs import Logs, read_log_file
+
+LOGS = "logs"
+"""The folder beside the catalog that holds long logs (``task_logs``)."""
 
 BUSY_SECONDS = 60.0
 OUTPUT_KEPT_SECONDS = 600.0
@@ -118,8 +123,17 @@ class Index(ABC):
         """The entries of those of these tasks that are cached, in one round trip."""
 
     @abstractmethod
-    def commit(self, entries: list[IndexEntry], logs: dict[str, str]) -> list[IndexEntry]:
+    def commit(self, entries: list[IndexEntry], logs: Mapping[str, Logs]) -> list[IndexEntry]:
         """Write entries and logs; returns the entries replaced by another payload."""
+
+    def logs_folder(self) -> Path | None:
+        """Where long logs are kept as files (``task_logs``); None: all are text in the index."""
+        return None
+
+    def remove_stray_log_files(self, older_than: float, dry_run: bool = False) -> int:
+        """Delete log files no logs row names, last written before ``older_than``
+        (a run killed while its task printed); returns how many there were."""
+        return 0
 
     @abstractmethod
     def remove(self, task_ids: list[str]) -> list[IndexEntry]:
@@ -277,14 +291,18 @@ class SqliteIndex(Index):
         with self.reading() as db:
             return schema.read_entries(db, task_ids)
 
-    def commit(self, entries: list[IndexEntry], logs: dict[str, str]) -> list[IndexEntry]:
+    def logs_folder(self) -> Path | None:
+        return None if self.path == ":memory:" else Path(self.path).parent / LOGS
+
+    def commit(self, entries: list[IndexEntry], logs: Mapping[str, Logs]) -> list[IndexEntry]:
         with self._writing() as db:
+            replaced_logs = schema.log_files(db, list(logs))
             schema.write_logs(db, logs)
-            if not entries:
-                return []
             old = schema.read_entries(db, [entry.task_id for entry in entries])
-            schema.write(db, entries)
-            schema.bump_generation(db)
+            if entries:
+                schema.write(db, entries)
+                schema.bump_generation(db)
+        self._delete_log_files(replaced_logs)
         return [
             old[entry.task_id]
             for entry in entries
@@ -294,10 +312,37 @@ class SqliteIndex(Index):
     def remove(self, task_ids: list[str]) -> list[IndexEntry]:
         with self._writing() as db:
             old = schema.read_entries(db, task_ids)
+            removed_logs = schema.log_files(db, task_ids)
             schema.delete(db, task_ids)
             if old:
                 schema.bump_generation(db)
+        self._delete_log_files(removed_logs)
         return list(old.values())
+
+    def remove_stray_log_files(self, older_than: float, dry_run: bool = False) -> int:
+        folder = self.logs_folder()
+        if folder is None or not folder.is_dir():
+            return 0
+        old = [
+            f"{path.parent.name}/{path.name}"
+            for path in folder.glob("*/*.log")
+            if path.stat().st_mtime < older_than
+        ]
+        with self._writing() as db:  # named ones are read under the lock commits take
+            named = {name for (name,) in db.execute("SELECT file FROM logs WHERE file IS NOT NULL")}
+            stray = [name for name in old if name not in named]
+            if not dry_run:
+                self._delete_log_files(stray)
+        return len(stray)
+
+    def _delete_log_files(self, names: list[str]) -> None:
+        """Delete log files no row names any more (after the commit that dropped them)."""
+        folder = self.logs_folder()
+        if folder is None:
+            return
+        for name in names:
+            with contextlib.suppress(OSError):
+                (folder / checked_name(name)).unlink()
 
     def mark(self, statuses: dict[str, tuple[str, str]]) -> None:
         with self._writing() as db:
@@ -309,12 +354,19 @@ class SqliteIndex(Index):
 
     def remove_orphan_logs(self, task_ids: list[str]) -> None:
         with self._writing() as db:
-            for chunk in schema.chunks(task_ids):
-                db.execute(
-                    f"DELETE FROM logs WHERE task_id IN ({schema.marks(chunk)}) "
+            orphans = [
+                key
+                for chunk in schema.chunks(task_ids)
+                for (key,) in db.execute(
+                    f"SELECT task_id FROM logs WHERE task_id IN ({schema.marks(chunk)}) "
                     "AND task_id NOT IN (SELECT task_id FROM entries)",
                     chunk,
                 )
+            ]
+            removed_logs = schema.log_files(db, orphans)
+            for chunk in schema.chunks(orphans):
+                db.execute(f"DELETE FROM logs WHERE task_id IN ({schema.marks(chunk)})", chunk)
+        self._delete_log_files(removed_logs)
 
     def start_run(self, run_id: str, pid: int, host: str) -> None:
         now = time.time()
@@ -449,8 +501,14 @@ class SqliteIndex(Index):
 
     def read_logs(self, task_id: str) -> str | None:
         with self.reading() as db:
-            row = db.execute("SELECT text FROM logs WHERE task_id = ?", (task_id,)).fetchone()
-        return None if row is None else row[0]
+            row = db.execute("SELECT text, file FROM logs WHERE task_id = ?", (task_id,)).fetchone()
+        folder = self.logs_folder()
+        if row is None or row[1] is None or folder is None:
+            return None if row is None else row[0]
+        try:
+            return read_log_file(folder, checked_name(row[1]))
+        except OSError as error:
+            return f"[labnb] this task's log file is gone ({error})\n"
 
     def keep_configs(self, configs: Sequence[tuple[str, str, str]]) -> None:
         if configs:

@@ -46,7 +46,7 @@ import json
 import logging
 import re
 import secrets
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import IO, Any, Protocol
 
 from ..errors import StorageError
@@ -55,6 +55,7 @@ from .blobs import Blob, Blobs, PayloadWriter, checksum
 from .entry import IndexEntry, StoredFile
 from .index import MirroredIndex
 from .paths import checked_name
+from .task_logs import Logs, text_of
 
 log = logging.getLogger("labnb")
 
@@ -190,10 +191,10 @@ class KeyedIndex(MirroredIndex):
             present = [key for key in task_ids if key in keys]
         return self._fetch(present)
 
-    def commit(self, entries: list[IndexEntry], logs: dict[str, str]) -> list[IndexEntry]:
+    def commit(self, entries: list[IndexEntry], logs: Mapping[str, Logs]) -> list[IndexEntry]:
         self._mark_storage()
         for key, text in logs.items():
-            write_file(self.store, key, LOGS_FILE, schema.safe_text(text).encode())
+            write_file(self.store, key, LOGS_FILE, schema.safe_text(text_of(text)).encode())
         kept = [entry for entry in entries if self._payload_here(entry)]
         if not kept:
             return []

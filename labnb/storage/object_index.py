@@ -29,7 +29,7 @@ import dataclasses
 import json
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..errors import StorageError
@@ -37,6 +37,7 @@ from . import schema
 from .entry import IndexEntry
 from .fsspec_blobs import put, remove_quietly
 from .index import MirroredIndex
+from .task_logs import Logs, text_of
 
 GENERATION = "generation"
 INDEX_SUFFIX = ".json"
@@ -80,9 +81,12 @@ class ObjectIndex(MirroredIndex):
             listed = self._listing(fresh=self.listing_seconds <= 0)
         return self._fetch([key for key in task_ids if key in listed])
 
-    def commit(self, entries: list[IndexEntry], logs: dict[str, str]) -> list[IndexEntry]:
+    def commit(self, entries: list[IndexEntry], logs: Mapping[str, Logs]) -> list[IndexEntry]:
         self._put_many(
-            {self._logs_path(key): schema.safe_text(text).encode() for key, text in logs.items()}
+            {
+                self._logs_path(key): schema.safe_text(text_of(text)).encode()
+                for key, text in logs.items()
+            }
         )
         if not entries:
             return []

@@ -35,7 +35,9 @@ Each entry records the hash of the code that computed it (``code``), so a
 result made by an older version of its type's code shows as stale, and its
 result when that is a number (``result``), a column like any metric.
 
-Schema versions (``PRAGMA user_version``): 7 is this one; 6 recorded no code
+Schema versions (``PRAGMA user_version``): 8 is this one; 7 kept every log as
+text in ``logs`` (opening it adds ``logs.file``: a long log is a file under
+``logs/``, ``task_logs.py``); 6 recorded no code
 hashes or numeric results (opening it adds ``entries.code`` and
 ``entries.result``); 5 had no config files (opening it adds ``configs`` and
 the ``config`` columns); 4 did not record the GPUs and cores a running task
@@ -50,12 +52,13 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .entry import IndexEntry, Tracking
+from .task_logs import LoggedFile, Logs
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 PARAMS = "params."
 METRICS = "metrics."
 ENTRY_COLUMNS = (
@@ -97,7 +100,7 @@ CREATE TABLE IF NOT EXISTS type_columns (
     source TEXT NOT NULL, PRIMARY KEY (type, name)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS logs (
-    task_id TEXT PRIMARY KEY, text TEXT NOT NULL, written REAL NOT NULL
+    task_id TEXT PRIMARY KEY, text TEXT NOT NULL, written REAL NOT NULL, file TEXT
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value);
 CREATE TABLE IF NOT EXISTS runs (
@@ -131,6 +134,7 @@ CHUNK = 500
 _ADDED_COLUMNS = {
     "entries": ("config TEXT", "code TEXT", "result REAL"),
     "runs": ("version INTEGER NOT NULL DEFAULT 0",),
+    "logs": ("file TEXT",),
     "run_tasks": (
         "root INTEGER NOT NULL DEFAULT 0",
         "pid INTEGER",
@@ -396,12 +400,29 @@ def read_config(connection: sqlite3.Connection, digest: str) -> tuple[str, str] 
     return None if found is None else (found[0], found[1])
 
 
-def write_logs(connection: sqlite3.Connection, logs: dict[str, str]) -> None:
+def write_logs(connection: sqlite3.Connection, logs: Mapping[str, Logs]) -> None:
+    """A task's log is its text, or (``file``) the name of the file under ``logs/`` holding it."""
     now = time.time()
     connection.executemany(
-        "INSERT OR REPLACE INTO logs VALUES (?, ?, ?)",
-        [(task_id, safe_text(text), now) for task_id, text in logs.items()],
+        "INSERT OR REPLACE INTO logs (task_id, text, written, file) VALUES (?, ?, ?, ?)",
+        [
+            (task_id, "", now, text.name)
+            if isinstance(text, LoggedFile)
+            else (task_id, safe_text(text), now, None)
+            for task_id, text in logs.items()
+        ],
     )
+
+
+def log_files(connection: sqlite3.Connection, task_ids: list[str]) -> list[str]:
+    """The log files of these tasks' logs rows (to delete once the rows are gone)."""
+    return [
+        name
+        for chunk in chunks(task_ids)
+        for (name,) in connection.execute(
+            f"SELECT file FROM logs WHERE task_id IN ({marks(chunk)}) AND file IS NOT NULL", chunk
+        )
+    ]
 
 
 def safe_text(text: str) -> str:

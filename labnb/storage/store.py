@@ -22,27 +22,31 @@ import logging
 import os
 import secrets
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from typing_extensions import Self
 
-from ..errors import CacheError, StorageError
+from ..errors import StorageError
 from ..model.config_files import ConfigFile
-from .blobs import RESULTS, Blobs, LocalBlobs, PayloadWriter, checksum
+from ..model.formats import Payload, ResultFormat
+from .blobs import RESULTS, Blobs, LocalBlobs, PayloadWriter
 from .entry import DAMAGED, MISSING, IndexEntry
 from .index import Index, SqliteIndex
 from .keyed import LABNB_ATTRIBUTES, attach, is_key_store
+from .result_file import CorruptEntry, ResultFile, checksum, file_problem, problem
+from .task_logs import CUT_NOTE, LoggedFile, Logs
 
 if TYPE_CHECKING:
     from .catalog import Catalog
 
 log = logging.getLogger("labnb")
+T = TypeVar("T")
 
-Record = tuple[str, "IndexEntry | None", str]
-"""(task id, index entry or None, logs of its last run)."""
+Record = tuple[str, "IndexEntry | None", Logs]
+"""(task id, index entry or None, logs of its last run: text, or a file under ``logs/``)."""
 
 MARKER = "labnb-storage.json"
 CATALOG_FILE = "catalog.sqlite"
@@ -50,7 +54,6 @@ STORAGE_VERSION = 2
 """1: labnb 0.1.0 (diskcache index of pickles); 2: the catalog (``schema.py``)."""
 
 
-LOG_NOT_STORED = "[labnb] the storage's disk was full: only the end of this log was kept\n"
 LOG_TAIL = 2000
 """Characters of a log kept when the whole log does not fit on a full disk."""
 
@@ -68,17 +71,9 @@ def is_disk_full(exc: BaseException) -> bool:
     return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
-class CorruptEntry(CacheError):
-    """An index entry whose payload file is missing, truncated or unreadable."""
-
-
 def damage(data: bytes, entry: IndexEntry) -> str:
     """What is wrong with ``data`` as the payload of ``entry`` ("" when nothing)."""
-    if len(data) != entry.size:
-        return f"is truncated ({len(data)} of {entry.size} bytes)"
-    if checksum(data) != entry.checksum:
-        return "does not match its checksum"
-    return ""
+    return problem(len(data), checksum(data, entry.checksum), entry.size, entry.checksum)
 
 
 class Storage:
@@ -163,19 +158,41 @@ class Storage:
 
     def read(self, entry: IndexEntry) -> bytes:
         """The payload of an entry, checked against its size and checksum (raises CorruptEntry)."""
+        blobs = self._blobs()
+        data = self._checked(entry, lambda: blobs.read(entry.file))
+        self._check(entry, damage(data, entry))
+        return data
+
+    def payload(self, entry: IndexEntry, fmt: ResultFormat) -> Payload:
+        """The result of an entry, checked against its size and checksum (raises
+        CorruptEntry). A local file is checked as a stream and not read into
+        memory: the payload is a reference to it, loaded where its value is needed."""
+        path = self._blobs().local_file(entry.file)
+        if path is None:
+            return Payload(fmt, data=self.read(entry))
+        found = self._checked(entry, lambda: file_problem(path, entry.size, entry.checksum))
+        self._check(entry, found)
+        return Payload(fmt, source=ResultFile(path, entry.size))
+
+    def _blobs(self) -> Blobs:
         if self.blobs is None:
             raise CorruptEntry("nothing is stored without storage")
+        return self.blobs
+
+    def _checked(self, entry: IndexEntry, look: Callable[[], T]) -> T:
+        """What ``look`` finds in the entry's file; a file it cannot read is marked missing."""
         try:
-            data = self.blobs.read(entry.file)
+            return look()
         except (OSError, StorageError) as exc:
             self._mark(entry, MISSING)
-            where = self.blobs.location(entry.file)
+            where = self._blobs().location(entry.file)
             raise CorruptEntry(f"result file {where} is missing or unreadable ({exc})") from None
-        problem = damage(data, entry)
-        if problem:
+
+    def _check(self, entry: IndexEntry, found: str) -> None:
+        """Mark the entry damaged and raise when its file has a problem."""
+        if found:
             self._mark(entry, DAMAGED)
-            raise CorruptEntry(f"result file {self.blobs.location(entry.file)} {problem}")
-        return data
+            raise CorruptEntry(f"result file {self._blobs().location(entry.file)} {found}")
 
     def _mark(self, entry: IndexEntry, status: str) -> None:
         """Record what a read found, so the catalog shows it (``status`` column)."""
@@ -207,7 +224,8 @@ class Storage:
                 raise
         lost = []
         for key, entry, logs in records:
-            for attempt in (logs, f"{LOG_NOT_STORED}{logs[-LOG_TAIL:]}", LOG_NOT_STORED):
+            tail = () if isinstance(logs, LoggedFile) else (f"{CUT_NOTE}{logs[-LOG_TAIL:]}",)
+            for attempt in (logs, *tail, CUT_NOTE):
                 try:
                     self.commit([(key, entry, attempt)])
                     break
@@ -227,6 +245,10 @@ class Storage:
 
     def read_logs(self, task_id: str) -> str | None:
         return self.index.read_logs(task_id)
+
+    def logs_folder(self) -> Path | None:
+        """Where a long log goes as it is written (None: held in memory until committed)."""
+        return self.index.logs_folder()
 
     def generation(self) -> int:
         """A number that changes whenever entries are added or removed (by any process)."""
