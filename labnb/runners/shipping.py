@@ -19,7 +19,7 @@ import cloudpickle
 
 from ..engine.job import Job
 from ..model.flat_pickle import FlatPickler, FlatUnpickler
-from ..model.tasks import dependencies_of, detach_result
+from ..model.tasks import dependencies_of, detach_result, is_task_type
 
 PROTOCOL = pickle.HIGHEST_PROTOCOL
 
@@ -32,7 +32,7 @@ class _JobPickler(FlatPickler):
         self.types_used: dict[int, type] = {}
 
     def persistent_id(self, obj: Any) -> Any:
-        if isinstance(obj, type) and getattr(obj, "_labnb_meta", None) is not None:
+        if is_task_type(obj):
             self.types_used[id(obj)] = obj
             return id(obj)
         return super().persistent_id(obj)
