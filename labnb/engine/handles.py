@@ -385,7 +385,8 @@ class RecordedRun(Run):
         """End the run process now (SIGKILL; its workers die with it) and record
         the run as cancelled: what a second Ctrl-C does."""
         pid = self.pid
-        if pid is not None and self.host == socket.gethostname():
+        # Only while it runs: once over, its (warm) run process may run another run.
+        if pid is not None and self.host == socket.gethostname() and not self.done:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
             self.storage.index.finish_run(self._id, "cancelled")
