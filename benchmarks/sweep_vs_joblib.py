@@ -229,8 +229,8 @@ def report(where: str, runs: dict[str, list[dict[str, Any]]]) -> None:
     def median(measure: str, key: str) -> float:
         return statistics.median(run[key] for run in runs[measure])
 
-    def per_call(measure: str) -> float:
-        return statistics.median(statistics.mean(run["loop"]) for run in runs[measure])
+    def per_call(measure: str, calls: slice = slice(None)) -> float:
+        return statistics.median(statistics.mean(run["loop"][calls]) for run in runs[measure])
 
     def first(measure: str, calls: slice) -> float:
         return statistics.median(statistics.median(run["first"][calls]) for run in runs[measure])
@@ -259,6 +259,13 @@ def report(where: str, runs: dict[str, list[dict[str, Any]]]) -> None:
             f"loop: per call, {LOOP_FITS} new fits (s)",
             per_call("labnb-loop"),
             per_call("joblib-loop"),
+            float("nan"),
+            "loop",
+        ),
+        (
+            f"loop: calls 2-{LOOP_CALLS} only (s)",
+            per_call("labnb-loop", LATER),
+            per_call("joblib-loop", LATER),
             float("nan"),
             "loop",
         ),

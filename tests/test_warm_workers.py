@@ -141,3 +141,12 @@ def test_a_task_class_redefined_in_main_is_shipped_again(tmp_path: Path):
     assert done.returncode == 0, done.stderr
     (first, first_pid), (second, second_pid) = json.loads(done.stdout.splitlines()[-1])
     assert (first, second) == (1, 2) and first_pid == second_pid
+
+
+def test_killing_a_finished_run_spares_the_run_its_process_runs_now(lab: labnb.Lab):
+    lab.run_tasks([Stamp(n=0)], disable_progress=True)
+    running = lab.submit([Stamp(n=n, seconds=1.0) for n in range(1, 3)])
+    finished = lab.runs()[0]
+    assert finished.pid == running.pid  # type: ignore[attr-defined]
+    finished.kill()  # type: ignore[attr-defined]
+    assert running.wait(timeout=60) and running.status == "done"

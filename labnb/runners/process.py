@@ -158,6 +158,7 @@ class ProcessRunner(Runner):
             for worker in [w for w in self._workers if w.task_id is not None]:
                 self._end(worker)
             self._ask(REST)
+            self._setup = b""  # the next run brings its own: no context kept twice meanwhile
             return
         try:
             for worker in self._workers:
