@@ -150,3 +150,12 @@ def test_killing_a_finished_run_spares_the_run_its_process_runs_now(lab: labnb.L
     assert finished.pid == running.pid  # type: ignore[attr-defined]
     finished.kill()  # type: ignore[attr-defined]
     assert running.wait(timeout=60) and running.status == "done"
+
+
+def test_a_changed_environment_gets_a_fresh_run_process(lab: labnb.Lab, monkeypatch):
+    first = lab.run_tasks([Stamp(n=0)], disable_progress=True)
+    monkeypatch.setenv("LABNB_WARM_TEST", "changed")
+    second = lab.run_tasks([Stamp(n=1)], disable_progress=True)
+    old, new = (run.pid for run in lab.runs())
+    assert old != new and first[Stamp(n=0)][2] != second[Stamp(n=1)][2]
+    wait_gone([old])  # it refused the run and ended

@@ -93,16 +93,19 @@ def wait_for_next_run(
     """Wait for the next run of ``order``'s Lab (see the module's rule); its
     connection, order and pickled context, or None when this process should end."""
     path = address(order)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.parent.parent.chmod(0o700)
-    for other in path.parent.glob("*.sock"):  # one warm pool per submitter: ours now
-        with contextlib.suppress(OSError):
-            other.unlink()
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind(str(path))
-    listener.listen()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.parent.chmod(0o700)
+        for other in path.parent.glob("*.sock"):  # one warm pool per submitter: ours now
+            other.unlink(missing_ok=True)
+        listener.bind(str(path))
+        listener.listen()
+        inode = path.stat().st_ino
+    except OSError:  # no place for a socket (a path too long, a full disk): no warm start
+        listener.close()
+        return None
     listener.settimeout(CHECK_SECONDS)
-    inode = path.stat().st_ino
     deadline = time.monotonic() + order.warm_seconds
     try:
         while time.monotonic() < deadline and _still_wanted(order, path, inode):
