@@ -173,8 +173,8 @@ class Lab:
         else:
             order, context = ordered
             notebook = not disable_progress and self._in_notebook()
-            launch(order, context)
-            run = RecordedRun(order.run_id, self.storage, tasks, plan)
+            launched = launch(order, context)
+            run = RecordedRun(order.run_id, self.storage, tasks, plan, launched.ended)
             with (  # the display ends after the cancel: it shows how the run ended
                 _display(run.state, notebook, self.storage, disable_progress, run.id),
                 _cancelled_on_interrupt(run),
@@ -212,8 +212,8 @@ class Lab:
         if ordered is None:
             return LocalRun(tasks, self._loop(plan))
         order, context = ordered
-        launch(order, context)
-        return RecordedRun(order.run_id, self.storage, tasks, plan)
+        launched = launch(order, context)
+        return RecordedRun(order.run_id, self.storage, tasks, plan, launched.ended)
 
     def optimize(
         self,

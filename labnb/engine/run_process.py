@@ -22,6 +22,7 @@ its workers after its run and waits for the next run of the same Lab
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import pickle
@@ -42,7 +43,7 @@ from ..model.tasks import task_id
 from ..runners.warmth import ModuleStamps
 from ..storage.runs import OUTPUT_SUFFIX, TASKS_SUFFIX, run_file
 from .tracebacks import Sources
-from .warm_runs import caller_identity, knock, wait_for_next_run
+from .warm_runs import Door, caller_identity, knock
 
 START_SECONDS = 60.0
 """How long a caller waits for the run process to record the run (it imports the
@@ -86,9 +87,19 @@ class RunOrder:
     """The submitting process (pid, start time): a warm run process serves only it."""
 
 
-def launch(order: RunOrder, context: bytes) -> int:
+@dataclass
+class Launched:
+    """A run that a run process has recorded."""
+
+    pid: int
+    ended: Connection
+    """Readable once the run has ended (a message, or the end of the stream when its
+    process is gone): a follower reads the record then instead of at its next look."""
+
+
+def launch(order: RunOrder, context: bytes) -> Launched:
     """Start a run process for ``order`` and the Lab's ``context`` (pickled); returns
-    its pid once the run is recorded. The context goes as a message of its own:
+    once the run is recorded. The context goes as a message of its own:
     pickled once in the caller, never copied into another pickle.
 
     Raises ``RunStartError`` with the run process's reason when it cannot start
@@ -111,8 +122,8 @@ def launch(order: RunOrder, context: bytes) -> int:
         middle.join()
 
 
-def _hand_over(conn: Connection, order: RunOrder, context: bytes) -> int:
-    """Send the run to a run process at ``conn``; its pid once it recorded the run."""
+def _hand_over(conn: Connection, order: RunOrder, context: bytes) -> Launched:
+    """Send the run to a run process at ``conn``; returns once it recorded the run."""
     try:
         conn.send_bytes(cloudpickle.dumps(order, protocol=pickle.HIGHEST_PROTOCOL))
         conn.send_bytes(context)
@@ -120,12 +131,12 @@ def _hand_over(conn: Connection, order: RunOrder, context: bytes) -> int:
             raise RunStartError(f"the run process did not start within {START_SECONDS:.0f} s")
         status, detail = conn.recv()
     except (EOFError, OSError) as error:
-        raise RunStartError(f"the run process died before starting the run ({error})") from None
-    finally:
         conn.close()
+        raise RunStartError(f"the run process died before starting the run ({error})") from None
     if status != "started":
-        raise RunStartError(detail)
-    return int(detail)
+        conn.close()
+        raise RunStartError(detail if status == "error" else "the run process ended first")
+    return Launched(int(detail), conn)
 
 
 def _detach(conn: Connection) -> None:
@@ -161,7 +172,9 @@ def _serve(conn: Connection) -> None:
                 return
             runner, digest, context = kept, given, b""  # the digest is all a next run needs
             stamps.take()
-            following = wait_for_next_run(order, stamps)
+            door = Door.open(order)
+            _say_ended(conn)
+            following = None if door is None else door.wait(stamps)
             if following is None:
                 return
             conn, order, context = following
@@ -191,13 +204,26 @@ def _run(conn: Connection, order: RunOrder, context: bytes, runner: Any) -> Any:
 
     def recorded() -> None:
         conn.send(("started", os.getpid()))
-        conn.close()
 
     keep = isinstance(loop.runner, ProcessRunner) and order.warm_seconds > 0
     if keep:
         loop.runner.keep_workers = True
-    loop.run(recorded)
-    return loop.runner if keep else None
+    try:
+        loop.run(recorded)
+    except BaseException:
+        _say_ended(conn)
+        raise
+    if not keep:
+        _say_ended(conn)
+        return None
+    return loop.runner  # the caller hears that the run ended once the next can come
+
+
+def _say_ended(conn: Connection) -> None:
+    """Tell the caller the run's record is final (``Launched.ended``)."""
+    with contextlib.suppress(OSError):  # it may be gone, or not listening
+        conn.send(("ended", os.getpid()))
+    conn.close()
 
 
 def _interrupt(signum: int, frame: Any) -> None:

@@ -87,55 +87,70 @@ def knock(order: RunOrder) -> Connection | None:
     return None
 
 
-def wait_for_next_run(
-    order: RunOrder, stamps: ModuleStamps
-) -> tuple[Connection, RunOrder, bytes] | None:
-    """Wait for the next run of ``order``'s Lab (see the module's rule); its
-    connection, order and pickled context, or None when this process should end."""
-    path = address(order)
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.parent.parent.chmod(0o700)
-        for other in path.parent.glob("*.sock"):  # one warm pool per submitter: ours now
-            other.unlink(missing_ok=True)
-        listener.bind(str(path))
-        listener.listen()
-        inode = path.stat().st_ino
-    except OSError:  # no place for a socket (a path too long, a full disk): no warm start
-        listener.close()
-        return None
-    listener.settimeout(CHECK_SECONDS)
-    deadline = time.monotonic() + order.warm_seconds
-    try:
-        while time.monotonic() < deadline and _still_wanted(order, path, inode):
-            try:
-                client, _ = listener.accept()
-            except TimeoutError:
-                continue
-            client.settimeout(None)
-            conn = Connection(client.detach())
-            try:
-                if not conn.poll(HELLO_SECONDS):
-                    conn.close()
+class Door:
+    """Where a run process waits for the next run of its Lab: opened before the
+    caller hears that the last run ended, so a run asked for at once finds it."""
+
+    def __init__(self, order: RunOrder, path: Path, listener: socket.socket) -> None:
+        self._order = order
+        self._path = path
+        self._listener = listener
+        self._inode = path.stat().st_ino
+
+    @classmethod
+    def open(cls, order: RunOrder) -> Door | None:
+        """The door for ``order``'s Lab, or None where no socket can be made (a path
+        too long, a full disk: no warm start then)."""
+        path = address(order)
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.parent.parent.chmod(0o700)
+            for other in path.parent.glob("*.sock"):  # one warm pool per submitter: ours now
+                other.unlink(missing_ok=True)
+            listener.bind(str(path))
+            listener.listen()
+            door = cls(order, path, listener)
+        except OSError:
+            listener.close()
+            return None
+        listener.settimeout(CHECK_SECONDS)
+        return door
+
+    def wait(self, stamps: ModuleStamps) -> tuple[Connection, RunOrder, bytes] | None:
+        """Wait for the next run (see the module's rule), then close the door; its
+        connection, order and pickled context, or None when this process should end."""
+        order = self._order
+        deadline = time.monotonic() + order.warm_seconds
+        try:
+            while time.monotonic() < deadline and _still_wanted(order, self._path, self._inode):
+                try:
+                    client, _ = self._listener.accept()
+                except TimeoutError:
                     continue
-                fits = pickle.loads(conn.recv_bytes()) == _surroundings(order)
-                if not fits or stamps.changed():
-                    conn.send("refused")
+                client.settimeout(None)
+                conn = Connection(client.detach())
+                try:
+                    if not conn.poll(HELLO_SECONDS):
+                        conn.close()
+                        continue
+                    fits = pickle.loads(conn.recv_bytes()) == _surroundings(order)
+                    if not fits or stamps.changed():
+                        conn.send("refused")
+                        conn.close()
+                        return None
+                    conn.send(TAKEN)
+                    new_order: RunOrder = pickle.loads(conn.recv_bytes())
+                    return conn, new_order, conn.recv_bytes()
+                except (EOFError, OSError):
                     conn.close()
-                    return None
-                conn.send(TAKEN)
-                new_order: RunOrder = pickle.loads(conn.recv_bytes())
-                return conn, new_order, conn.recv_bytes()
-            except (EOFError, OSError):
-                conn.close()
-        return None
-    finally:
-        listener.close()
-        if _ours(path, inode):
-            path.unlink()
-        with contextlib.suppress(OSError):
-            path.parent.rmdir()  # the last one of this submitter's
+            return None
+        finally:
+            self._listener.close()
+            if _ours(self._path, self._inode):
+                self._path.unlink()
+            with contextlib.suppress(OSError):
+                self._path.parent.rmdir()  # the last one of this submitter's
 
 
 def _ours(path: Path, inode: int) -> bool:
