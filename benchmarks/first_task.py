@@ -65,7 +65,10 @@ class Stamp:
 def make_lab(mode, storage, big):
     runner = ProcessRunner({MAX_WORKERS}) if mode == "in-kernel" else "process"
     context = {{"big": BIG}} if big else {{}}
-    return labnb.Lab(storage=storage, runner=runner, max_workers={MAX_WORKERS}, context=context)
+    # warm_seconds=0: every measurement starts a run process and workers of its own
+    # (a warm start, which skips both, is in sweep_vs_joblib.py).
+    return labnb.Lab(storage=storage, runner=runner, max_workers={MAX_WORKERS}, context=context,
+                     warm_seconds=0)
 
 def report(lab, stamps, t0, t1):
     starts = [float(open(os.path.join(stamps, name)).read()) for name in os.listdir(stamps)]

@@ -54,6 +54,8 @@ DEFAULT_STORAGE = "labnb_storage"
 _DEFAULT: Any = object()
 DETACHED_RUNNERS = ("process", "thread", "serial", "ray")
 """Runners a run process can build for itself (Ray's and custom ones hold this process's state)."""
+WARM_SECONDS = 300.0
+"""How long, by default, a run process keeps its workers for the Lab's next run."""
 STOP_SECONDS = 15.0
 """How long a cancelled run may take to stop before its run process is killed."""
 
@@ -78,7 +80,10 @@ class Lab:
     ``'thread'``, ``'serial'``, ``RayRunnerBackend()``) is accepted instead
     (see ``runners.backends``). ``gpus`` narrows the GPUs tasks may be given:
     device numbers (``[0, 2]``), a count (``2``: the first two; ``0``: none),
-    or None for every GPU NVML finds (see ``engine.machine``).
+    or None for every GPU NVML finds (see ``engine.machine``). ``warm_seconds``:
+    how long the process runner's workers wait, idle, for this Lab's next run
+    (which then skips their start-up and imports; ``engine.warm_runs`` says
+    when they are replaced instead); 0 ends them with each run.
     """
 
     def __init__(
@@ -91,6 +96,7 @@ class Lab:
         runner: str | Runner = "process",
         runner_backend: Any = None,
         gpus: GpuChoice = None,
+        warm_seconds: float = WARM_SECONDS,
     ) -> None:
         if max_workers is not None and (not isinstance(max_workers, int) or max_workers < 1):
             raise ValueError(f"max_workers must be a positive int or None, not {max_workers!r}")
@@ -111,6 +117,7 @@ class Lab:
         self.context: dict[str, Any] = {} if context is None else context
         self.continue_on_failure = continue_on_failure
         self.notebook = notebook
+        self.warm_seconds = warm_seconds
 
     def __repr__(self) -> str:
         return f"Lab(storage={self.storage!r}, runner={type(self.runner).__name__})"
@@ -167,8 +174,8 @@ class Lab:
         else:
             order, context = ordered
             notebook = not disable_progress and self._in_notebook()
-            launch(order, context)
-            run = RecordedRun(order.run_id, self.storage, tasks, plan)
+            launched = launch(order, context)
+            run = RecordedRun(order.run_id, self.storage, tasks, plan, launched.ended)
             with (  # the display ends after the cancel: it shows how the run ended
                 _display(run.state, notebook, self.storage, disable_progress, run.id),
                 _cancelled_on_interrupt(run),
@@ -209,8 +216,8 @@ class Lab:
         if ordered is None:
             return LocalRun(tasks, self._loop(plan))
         order, context = ordered
-        launch(order, context)
-        return RecordedRun(order.run_id, self.storage, tasks, plan)
+        launched = launch(order, context)
+        return RecordedRun(order.run_id, self.storage, tasks, plan, launched.ended)
 
     def optimize(
         self,
@@ -325,6 +332,7 @@ class Lab:
             tasks=shipped,
             tracking=tracking_setup(to_run),
             sources=notebook_sources(),
+            warm_seconds=self.warm_seconds,
         )
         return order, context
 

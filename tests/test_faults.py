@@ -96,7 +96,9 @@ def test_worker_death_raises_by_default(tmp_path):
 def run_script(code: str, tmp_path: Path, **options) -> subprocess.Popen:
     script = tmp_path / f"script_{time.monotonic_ns()}.py"
     script.write_text(textwrap.dedent(code))
-    env = {**os.environ, "PYTHONPATH": str(TESTS)}
+    # This labnb, not whichever is installed (a worktree's tests test the worktree).
+    path = os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONPATH": path}
     return subprocess.Popen(
         [sys.executable, str(script)],
         cwd=tmp_path,

@@ -20,6 +20,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from datetime import datetime, timezone
+from multiprocessing.connection import Connection
 from typing import Any
 
 from ..errors import TaskFailed
@@ -39,6 +40,8 @@ log = logging.getLogger("labnb")
 FOLLOW_SECONDS = 0.1
 """How often a live run's record is read while this process follows it."""
 KILL_GRACE_SECONDS = 5.0
+ENDED_SECONDS = 1.0
+"""How long a follower that saw its run end waits for the run process to say so."""
 
 
 def attach_results(plan: Plan, payloads: dict[str, Payload]) -> None:
@@ -271,6 +274,8 @@ class RecordedRun(Run):
 
     While the run goes a daemon thread reads the record every ``FOLLOW_SECONDS``
     (the widget and ``wait`` read the mirrored state); a finished run is read once.
+    ``ended`` (from ``launch``) becomes readable when the run ends, so the record is
+    read then, not up to ``FOLLOW_SECONDS`` later: what a rerun cell waits for.
     """
 
     def __init__(
@@ -279,10 +284,12 @@ class RecordedRun(Run):
         storage: Storage,
         tasks: list[Any],
         plan: Plan | None = None,
+        ended: Connection | None = None,
     ) -> None:
         super().__init__(tasks, storage)
         self._id = run_id
         self._plan = plan
+        self._ended_signal = ended
         known = dict(plan.tasks) if plan is not None else _walk(tasks)
         self._follower = Follower(storage.index, run_id, known)
         self._follower.poll()
@@ -323,7 +330,7 @@ class RecordedRun(Run):
     def _follow(self) -> None:
         try:
             while self._follower.status == RUNNING:
-                time.sleep(FOLLOW_SECONDS)
+                self._pause()
                 try:
                     self._follower.poll()
                 except Exception:  # a busy disk: the next look will do
@@ -331,7 +338,30 @@ class RecordedRun(Run):
         finally:
             self._finish()
 
+    def _pause(self, timeout: float = FOLLOW_SECONDS) -> None:
+        """Until the next look at the record: ``timeout``, or less when the run ends."""
+        ended = self._ended_signal
+        if ended is None:
+            time.sleep(timeout)
+            return
+        try:
+            if ended.poll(timeout):
+                ended.recv()
+            else:
+                return
+        except (EOFError, OSError):  # its process is gone: the record says how it ended
+            pass
+        ended.close()
+        self._ended_signal = None
+
     def _finish(self) -> None:
+        if self._ended_signal is not None:
+            # The record is final a moment before the run process is ready for the
+            # Lab's next run (``warm_runs``): one asked for at once then finds it.
+            self._pause(ENDED_SECONDS)
+        if self._ended_signal is not None:
+            self._ended_signal.close()
+            self._ended_signal = None
         self._attach()
         self._ended()
         self._ended_event.set()
@@ -399,7 +429,8 @@ class RecordedRun(Run):
         """End the run process now (SIGKILL; its workers die with it) and record
         the run as cancelled: what a second Ctrl-C does."""
         pid = self.pid
-        if pid is not None and self.host == socket.gethostname():
+        # Only while it runs: once over, its (warm) run process may run another run.
+        if pid is not None and self.host == socket.gethostname() and not self.done:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
             self.storage.index.finish_run(self._id, "cancelled")

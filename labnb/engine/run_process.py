@@ -13,11 +13,17 @@ has labnb imported already, so a run starts in milliseconds. It forks once
 more and the middle process exits, so the run process belongs to no one: the
 caller exiting normally leaves it running, and nothing waits for it at exit.
 Notebook-defined classes and the context travel once, cloudpickled in the order.
+
+With ``warm_seconds`` a run process whose runner is the process runner keeps
+its workers after its run and waits for the next run of the same Lab
+(``warm_runs``, which holds the rule that keeps stale code from running);
+``launch`` hands a run to such a process when one takes it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import pickle
 import signal
@@ -35,8 +41,10 @@ from ..intask.tracking import TrackingSetup
 from ..model import flat_pickle
 from ..model.formats import Payload, PickleFormat
 from ..model.tasks import task_id
+from ..runners.warmth import ModuleStamps
 from ..storage.runs import OUTPUT_SUFFIX, TASKS_SUFFIX, run_file
 from .tracebacks import Sources
+from .warm_runs import Door, caller_identity, knock
 
 START_SECONDS = 60.0
 """How long a caller waits for the run process to record the run (it imports the
@@ -76,11 +84,26 @@ class RunOrder:
     loop: Callable[..., Any] | None = None
     """Builds the run's loop instead of ``RunLoop``, from the same arguments (a
     hyper-parameter search: ``search.loop.SearchLoop``, whose tasks come as it goes)."""
+    warm_seconds: float = 0.0
+    """How long the run process keeps its workers after the run for the next run
+    of the same Lab from the same process (``warm_runs``); 0: it exits with the run."""
+    caller: tuple[int, float] = field(default_factory=caller_identity)
+    """The submitting process (pid, start time): a warm run process serves only it."""
 
 
-def launch(order: RunOrder, context: bytes) -> int:
+@dataclass
+class Launched:
+    """A run that a run process has recorded."""
+
+    pid: int
+    ended: Connection
+    """Readable once the run has ended (a message, or the end of the stream when its
+    process is gone): a follower reads the record then instead of at its next look."""
+
+
+def launch(order: RunOrder, context: bytes) -> Launched:
     """Start a run process for ``order`` and the Lab's ``context`` (pickled); returns
-    its pid once the run is recorded. The context goes as a message of its own:
+    once the run is recorded. The context goes as a message of its own:
     pickled once in the caller, never copied into another pickle.
 
     Raises ``RunStartError`` with the run process's reason when it cannot start
@@ -88,6 +111,9 @@ def launch(order: RunOrder, context: bytes) -> int:
     """
     from ..runners.process import main_module_hidden, start_context
 
+    warm = knock(order) if order.warm_seconds > 0 else None
+    if warm is not None:
+        return _hand_over(warm, order, context)
     starter = start_context()
     ours, theirs = starter.Pipe()
     middle = starter.Process(target=_detach, args=(theirs,), name="labnb-run", daemon=False)
@@ -95,19 +121,26 @@ def launch(order: RunOrder, context: bytes) -> int:
         middle.start()
     theirs.close()
     try:
-        ours.send_bytes(cloudpickle.dumps(order, protocol=pickle.HIGHEST_PROTOCOL))
-        ours.send_bytes(context)
-        if not ours.poll(START_SECONDS):
-            raise RunStartError(f"the run process did not start within {START_SECONDS:.0f} s")
-        status, detail = ours.recv()
-    except (EOFError, OSError) as error:
-        raise RunStartError(f"the run process died before starting the run ({error})") from None
+        return _hand_over(ours, order, context)
     finally:
-        ours.close()
         middle.join()
+
+
+def _hand_over(conn: Connection, order: RunOrder, context: bytes) -> Launched:
+    """Send the run to a run process at ``conn``; returns once it recorded the run."""
+    try:
+        conn.send_bytes(cloudpickle.dumps(order, protocol=pickle.HIGHEST_PROTOCOL))
+        conn.send_bytes(context)
+        if not conn.poll(START_SECONDS):
+            raise RunStartError(f"the run process did not start within {START_SECONDS:.0f} s")
+        status, detail = conn.recv()
+    except (EOFError, OSError) as error:
+        conn.close()
+        raise RunStartError(f"the run process died before starting the run ({error})") from None
     if status != "started":
-        raise RunStartError(detail)
-    return int(detail)
+        conn.close()
+        raise RunStartError(detail if status == "error" else "the run process ended first")
+    return Launched(int(detail), conn)
 
 
 def _detach(conn: Connection) -> None:
@@ -124,33 +157,87 @@ def _detach(conn: Connection) -> None:
 
 
 def _serve(conn: Connection) -> None:
+    """Run the order at ``conn``; with ``warm_seconds``, then each next run of the
+    same Lab that comes, with the same workers while they are fit (``warm_runs``)."""
+    # SIGTERM (``kill``, a shutdown) stops the run as a cancel does: workers
+    # stopped, finished results kept, the record says how it ended. It also
+    # ends a run process waiting for a next run, with its workers.
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
     order: RunOrder = pickle.loads(conn.recv_bytes())
     context = conn.recv_bytes()
+    stamps = ModuleStamps()
+    runner, digest = None, b""
     try:
-        loop = _prepare(order, context)
+        while True:
+            given = _digest(context)
+            if runner is not None and given != digest:
+                runner.recycle()  # a new context: no worker keeps state made from the old one
+            kept = _run(conn, order, context, runner)
+            if kept is None:
+                return
+            runner, digest, context = kept, given, b""  # the digest is all a next run needs
+            stamps.take()
+            door = Door.open(order)
+            _say_ended(conn)
+            following = None if door is None else door.wait(stamps)
+            if following is None:
+                return
+            conn, order, context = following
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if runner is not None:
+            runner.keep_workers = False
+            runner.close()
+
+
+def _digest(context: bytes) -> bytes:
+    return hashlib.blake2b(context, digest_size=16).digest()
+
+
+def _run(conn: Connection, order: RunOrder, context: bytes, runner: Any) -> Any:
+    """Run one order (``runner``: a warm one kept from the last run, or None);
+    the runner to keep for the next run, or None when this process should end."""
+    from ..runners.process import ProcessRunner
+
+    try:
+        loop = _prepare(order, context, runner)
     except BaseException:
         conn.send(("error", "the run could not start:\n" + traceback.format_exc()))
         conn.close()
-        return
+        return None
 
     def recorded() -> None:
         conn.send(("started", os.getpid()))
-        conn.close()
 
-    # SIGTERM (``kill``, a shutdown) stops the run as a cancel does: workers
-    # stopped, finished results kept, the record says how it ended.
-    signal.signal(signal.SIGTERM, _interrupt)
-    signal.signal(signal.SIGINT, _interrupt)
-    with contextlib.suppress(KeyboardInterrupt):
+    keep = isinstance(loop.runner, ProcessRunner) and order.warm_seconds > 0
+    if keep:
+        loop.runner.keep_workers = True
+    try:
         loop.run(recorded)
+    except BaseException:
+        _say_ended(conn)
+        raise
+    if not keep:
+        _say_ended(conn)
+        return None
+    return loop.runner  # the caller hears that the run ended once the next can come
+
+
+def _say_ended(conn: Connection) -> None:
+    """Tell the caller the run's record is final (``Launched.ended``)."""
+    with contextlib.suppress(OSError):  # it may be gone, or not listening
+        conn.send(("ended", os.getpid()))
+    conn.close()
 
 
 def _interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
-def _prepare(order: RunOrder, context: bytes) -> Any:
-    """The run's ``RunLoop``, planned here from the order."""
+def _prepare(order: RunOrder, context: bytes, runner: Any = None) -> Any:
+    """The run's ``RunLoop``, planned here from the order, on ``runner`` or a new one."""
     from ..runners.choice import make_runner
     from ..storage import LocalStorage
     from .job import RunSetup
@@ -171,7 +258,8 @@ def _prepare(order: RunOrder, context: bytes) -> Any:
     plan = make_plan(roots, storage, order.bust_cache, decode_roots=False)
     packed = Payload(PickleFormat(), data=context)  # decoded only where a task runs
     setup = RunSetup(packed, storage.writer(), order.tracking, order.sources)
-    runner = make_runner(order.runner, order.max_workers, options=order.runner_options)
+    if runner is None:
+        runner = make_runner(order.runner, order.max_workers, options=order.runner_options)
     root_ids = frozenset(task_id(task) for task in roots)
     loop = (order.loop or RunLoop)(
         plan,

@@ -6,8 +6,10 @@ A single-threaded process (a script) forks its workers directly, which is
 safe and saves the forkserver's start-up. Each worker has its
 own pipe and process sentinel, so when a worker dies the job it was running
 is known and only that job fails (a shared executor would break every pending
-job). Workers live for one run: a notebook that edits an imported module gets
-the new code in the next run.
+job). A runner that ``keep_workers`` (a warm run process's) keeps its idle
+workers from one run to the next; each is asked at the start of a run whether
+a module it imported changed on disk and replaced if so (``warmth``), so a
+notebook that edits an imported module gets the new code in the next run.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from ..engine.cpus import available_cpus
 from ..engine.job import Failure, Job, Outcome, RunSetup
 from .base import Event, Runner
 from .shipping import JobSender
+from .warmth import NEW_RUN, REST, Ready
 from .worker import worker_main
 
 if "forkserver" in multiprocessing.get_all_start_methods():
@@ -54,6 +57,9 @@ def start_context() -> Any:
 
 
 STOP_GRACE_SECONDS = 2.0
+READY_SECONDS = 10.0
+"""How long a warm worker may take to answer between runs (it ends what its
+tasks left running, which takes up to 3 s) before it is killed."""
 
 
 @dataclass
@@ -73,12 +79,17 @@ class ProcessRunner(Runner):
         self.packs = True
         self._workers: list[_Worker] = []
         self._setup: bytes = b""
+        self.keep_workers = False
+        """Whether ``close`` (at the end of a run that was not cancelled) keeps idle
+        workers for the next run instead of stopping them."""
         if start_context().get_start_method() == "forkserver":
             # Returns at once; the server imports labnb while the user does other things.
             with main_module_hidden():
                 multiprocessing.forkserver.ensure_running()
 
     def open(self, setup: RunSetup) -> None:
+        """Start a run: workers kept from the last one get its setup, unless a
+        module they imported changed on disk (they exit) or they died meanwhile."""
         try:
             self._setup = cloudpickle.dumps(setup, protocol=pickle.HIGHEST_PROTOCOL)
         except Exception as exc:
@@ -86,6 +97,21 @@ class ProcessRunner(Runner):
                 f"the Lab's context cannot be sent to worker processes ({exc}); "
                 "use runner='thread' or a picklable context"
             ) from exc
+        for worker in self._ask(NEW_RUN):
+            try:
+                worker.conn.send_bytes(self._setup)
+            except OSError:
+                self._end(worker)
+                continue
+            worker.sender = JobSender()  # the last run's classes may be gone, their ids reused
+
+    def recycle(self) -> None:
+        """Stop every worker now (the next run's context differs): new ones start as needed."""
+        keep, self.keep_workers = self.keep_workers, False
+        try:
+            self.close()
+        finally:
+            self.keep_workers = keep
 
     @property
     def busy(self) -> int:
@@ -125,7 +151,15 @@ class ProcessRunner(Runner):
     def close(self, cancel: bool = False) -> None:
         """Stop every worker: idle ones are asked, busy ones terminated; any still
         alive after a grace period, or when a second Ctrl-C cuts the wait short,
-        is killed. No worker outlives this call."""
+        is killed. No worker outlives this call, except idle ones a runner that
+        ``keep_workers`` keeps when the run was not cancelled (each ends what its
+        tasks left running first)."""
+        if self.keep_workers and not cancel:
+            for worker in [w for w in self._workers if w.task_id is not None]:
+                self._end(worker)
+            self._ask(REST)
+            self._setup = b""  # the next run brings its own: no context kept twice meanwhile
+            return
         try:
             for worker in self._workers:
                 if cancel or worker.task_id is not None:
@@ -168,10 +202,32 @@ class ProcessRunner(Runner):
         with contextlib.suppress(OSError):
             worker.conn.send_bytes(b"")
         worker.process.join(STOP_GRACE_SECONDS)
+        self._end(worker)
+
+    def _end(self, worker: _Worker) -> None:
+        """Kill a worker (and what its tasks started) if it lives, and forget it."""
         if worker.process.is_alive():
             _signal_group(worker.process, signal.SIGKILL)
-            worker.process.join()
+        worker.process.join()
         self._remove(worker)
+
+    def _ask(self, message: bytes) -> list[_Worker]:
+        """Send every (idle) worker ``message`` and wait for each one's ``Ready``;
+        returns those that answered fresh. The others (stale, dead, silent) are
+        ended and forgotten. Events of a past run still in a pipe are dropped."""
+        answered: list[_Worker] = []
+        for worker in list(self._workers):
+            try:
+                worker.conn.send_bytes(message)
+            except OSError:
+                self._end(worker)
+        deadline = time.monotonic() + READY_SECONDS
+        for worker in list(self._workers):
+            if _ready(worker.conn, deadline):
+                answered.append(worker)
+            else:
+                self._end(worker)
+        return answered
 
     def _spawn(self, devices: dict[str, str]) -> _Worker:
         context = start_context()
@@ -211,6 +267,18 @@ class ProcessRunner(Runner):
     def _remove(self, worker: _Worker) -> None:
         worker.conn.close()
         self._workers.remove(worker)
+
+
+def _ready(conn: Connection, deadline: float) -> bool:
+    """Whether the worker at ``conn`` answers ``Ready`` and fresh before ``deadline``."""
+    try:
+        while conn.poll(max(0.0, deadline - time.monotonic())):
+            event = pickle.loads(conn.recv_bytes())
+            if isinstance(event, Ready):
+                return event.fresh
+    except (EOFError, OSError):
+        pass
+    return False
 
 
 def _signal_group(process: Any, signum: int) -> None:

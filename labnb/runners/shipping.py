@@ -1,4 +1,4 @@
-"""How jobs cross into a worker process: each task class travels once per worker.
+"""How jobs cross into a worker process: each task class travels once per worker and run.
 
 cloudpickle ships classes defined in a notebook by value, which costs
 kilobytes and tens of microseconds per job when done naively. Here a job's
@@ -6,7 +6,9 @@ task classes are sent the first time a worker needs them; after that a job
 refers to them by a small key (pickle's ``persistent_id``), so a job message
 holds little more than the task's parameters. Tasks travel flat
 (``model.flat_pickle``), each once per worker: a dependency the worker was
-sent before is a reference.
+sent before is a reference. A warm worker gets a new ``JobSender`` and
+``JobReceiver`` pair for each run: the keys are ids of class objects, which a
+later run's classes (a cell run again) may reuse.
 """
 
 from __future__ import annotations

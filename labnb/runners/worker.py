@@ -30,6 +30,7 @@ from ..engine.job import Failure, Job, Outcome, RunSetup, execute
 from ..intask.capture import ProcessStream
 from .base import Metric, Output, Progress, Started
 from .shipping import JobReceiver
+from .warmth import NEW_RUN, REST, ModuleStamps, Ready
 
 FLUSH_INTERVAL = 0.05
 MAX_PENDING = 16
@@ -413,26 +414,38 @@ def worker_main(
         os.environ.setdefault(variable, str(threads))
     given = os.environ["OMP_NUM_THREADS"]  # the user's own setting wins
     _limit_loaded_thread_pools(int(given) if given.isdigit() and int(given) > 0 else threads)
+    stamps = ModuleStamps()
     try:
-        setup: RunSetup | Failure = pickle.loads(conn.recv_bytes())
+        setup = _load_setup(conn.recv_bytes())
     except EOFError:
         return
-    except Exception as exc:
-        setup = Failure.from_exception(
-            exc, note="the run's context could not be loaded in a worker"
-        )
     channel = _Channel(conn)
     capture = FdCapture(channel)
     try:
-        _serve(conn, channel, capture, setup)
+        _serve(conn, channel, capture, setup, stamps)
     finally:
         end_task_processes()
         capture.close()
 
 
+def _load_setup(data: bytes) -> RunSetup | Failure:
+    try:
+        setup: RunSetup = pickle.loads(data)
+    except Exception as exc:
+        return Failure.from_exception(exc, note="the run's context could not be loaded in a worker")
+    return setup
+
+
 def _serve(
-    conn: Connection, channel: _Channel, capture: FdCapture, setup: RunSetup | Failure
+    conn: Connection,
+    channel: _Channel,
+    capture: FdCapture,
+    setup: RunSetup | Failure,
+    stamps: ModuleStamps,
 ) -> None:
+    """Jobs of one run after another (``warmth``): between runs the worker ends
+    what its tasks left running, and it serves a new run only when no module it
+    imported has changed on disk; otherwise it says so and exits."""
     receiver = JobReceiver()
     while True:
         try:
@@ -441,6 +454,18 @@ def _serve(
             return
         if not message:
             return
+        if message == REST:
+            end_task_processes()
+            stamps.take()
+            channel.send(Ready(os.getpid(), fresh=True))
+            continue
+        if message == NEW_RUN:
+            fresh = not stamps.changed()
+            channel.send(Ready(os.getpid(), fresh))
+            if not fresh:
+                return
+            setup, receiver = _load_setup(conn.recv_bytes()), JobReceiver()
+            continue
         task_id, types_bytes, job_bytes = pickle.loads(message)
         channel.task_id = task_id
         channel.send(Started(task_id, os.getpid(), time.time()))

@@ -97,8 +97,8 @@ def _start(lab: Lab, spec: SearchSpec, detached: tuple[str, ...]) -> Run:
             code=code,
             loop=loop,
         )
-        launch(order, context)
-        return RecordedRun(spec.run_id, lab.storage, [])
+        launched = launch(order, context)
+        return RecordedRun(spec.run_id, lab.storage, [], ended=launched.ended)
     setup = RunSetup(lab.context, lab.storage.writer(), tracking, sources)
     here = loop(
         Plan(),
