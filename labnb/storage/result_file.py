@@ -68,7 +68,7 @@ def file_problem(path: str, size: int, expected: str) -> str:
     """What is wrong with the file at ``path`` ("" when nothing), read in chunks
     into one buffer (raises ``OSError`` when it cannot be read)."""
     digest, total = Checksum(expected), 0
-    buffer = bytearray(CHUNK_BYTES)
+    buffer = bytearray(min(CHUNK_BYTES, size + 1))  # a small result's check zeroes no MiB
     view = memoryview(buffer)
     with open(path, "rb", buffering=0) as file:
         while count := file.readinto(buffer):
